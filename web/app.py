@@ -1,0 +1,195 @@
+"""The application factory. Nothing is built at import time."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, g
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from web import http
+from web.db import Database
+from web.extensions import csrf, limiter, login_manager
+from web.queueing import RQDispatcher, redis_from_settings
+from web.settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
+
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "object-src 'none'",
+    ]
+)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    if not settings.database_url:
+        raise SettingsError(
+            "DATABASE_URL is not set. `make run` starts an embedded PostgreSQL and sets it "
+            "for you; otherwise point it at your database."
+        )
+    if not settings.redis_url:
+        raise SettingsError(
+            "REDIS_URL is not set. `make run` starts an embedded Redis and sets it for you; "
+            "otherwise point it at your Redis."
+        )
+    instance = Path(settings.instance_path).resolve()
+    app = Flask(__name__, instance_path=str(instance), instance_relative_config=False)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_NAME="chorus_session",
+        SESSION_COOKIE_SECURE=settings.cookie_secure,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=settings.cookie_secure,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        PREFERRED_URL_SCHEME="https" if settings.base_url.startswith("https") else "http",
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        MAX_FORM_MEMORY_SIZE=256 * 1024,
+        MAX_FORM_PARTS=200,
+        WTF_CSRF_TIME_LIMIT=6 * 3600,
+        RATELIMIT_ENABLED=settings.ratelimit_enabled,
+        RATELIMIT_STORAGE_URI=_limiter_storage(settings.redis_url),
+        RATELIMIT_KEY_PREFIX=f"{settings.rq_queue_prefix}ratelimit",
+        RATELIMIT_HEADERS_ENABLED=True,
+        TESTING=settings.env == "test",
+    )
+    app.extensions["chorus.settings"] = settings
+    app.extensions["chorus.db"] = Database(settings.database_url)
+    redis = redis_from_settings(settings)
+    app.extensions["chorus.redis"] = redis
+    app.extensions["chorus.dispatcher"] = RQDispatcher(settings, redis)
+
+    app.url_map.converters["id"] = http.IdConverter
+    app.url_map.converters["slug"] = http.SlugConverter
+    app.url_map.strict_slashes = False
+
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "accounts.login"
+    login_manager.login_message = "Please log in to see that page."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "strong"
+    limiter.init_app(app)
+
+    _register_blueprints(app, settings)
+    _register_hooks(app, settings)
+    _register_cli(app)
+    return app
+
+
+def _limiter_storage(redis_url: str) -> str:
+    if redis_url.startswith("unix://"):
+        return "redis+unix://" + redis_url[len("unix://") :]
+    return redis_url
+
+
+def _register_blueprints(app: Flask, settings: Settings) -> None:
+    from web.accounts.views import bp as accounts_bp
+    from web.collectives.views import bp as collectives_bp
+    from web.collectives.views import invitations_bp
+    from web.pages import bp as pages_bp
+
+    app.register_blueprint(pages_bp)
+    app.register_blueprint(accounts_bp)
+    app.register_blueprint(invitations_bp)
+    app.register_blueprint(collectives_bp)
+    if settings.is_development or settings.env == "test":
+        from web.devtools.views import bp as dev_bp
+
+        app.register_blueprint(dev_bp)
+
+
+def _register_hooks(app: Flask, settings: Settings) -> None:
+    @login_manager.user_loader
+    def load_user(user_id: str) -> Any:
+        from web.accounts.models import User
+
+        try:
+            raw_id, raw_version = user_id.split(":", 1)
+            uid, version = int(raw_id), int(raw_version)
+        except ValueError:
+            return None
+        if not 0 < uid < 2**63:
+            return None
+        user = http.db_session().get(User, uid)
+        if user is None or user.session_version != version:
+            return None
+        return user
+
+    app.before_request(http.reject_hostile_request)
+    app.after_request(http.finish_request)
+    app.teardown_request(http.discard_request_session)
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", CSP)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        if settings.cookie_secure or settings.is_production:
+            headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+        if current_user and getattr(current_user, "is_authenticated", False):
+            headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.context_processor
+    def template_globals() -> dict[str, Any]:
+        return {
+            "settings": settings,
+            "current_collective": g.get("collective"),
+            "current_membership": g.get("membership"),
+        }
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError) -> Response:
+        return http.error_response(
+            400,
+            "This form has expired or was sent from another site. Go back, reload the page "
+            "and try again.",
+            title="Please try that again",
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        if exc.code == 429:
+            return http.error_response(429, http.MESSAGES[429])
+        return http.handle_http_exception(exc)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Response:
+        return http.handle_unexpected(exc)
+
+    @app.get("/healthz")
+    @limiter.exempt
+    def healthz() -> Response:
+        return Response("ok\n", mimetype="text/plain")
+
+
+def _register_cli(app: Flask) -> None:
+    from web.cli import register
+
+    register(app)
+
+
+def settings_of(app: Flask) -> Settings:
+    value: Settings = app.extensions["chorus.settings"]
+    return value

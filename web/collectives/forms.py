@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import EmailField, SelectField, StringField, TextAreaField
+
+from web.collectives.models import Role
+from web.forms import email_address, max_length, no_control_characters, required, strip
+
+ROLE_CHOICES = [(r.value, r.label) for r in Role]
+
+
+class CollectiveForm(FlaskForm):
+    name = StringField(
+        "Name of the collective",
+        filters=[strip],
+        validators=[required("a name"), max_length(120, "The name"), no_control_characters],
+    )
+    slug = StringField(
+        "Web address",
+        description="Lower-case letters, numbers and hyphens, for example: disability-voices",
+        filters=[strip],
+        validators=[required("a web address"), max_length(63, "The web address")],
+    )
+    contact_address = TextAreaField(
+        "Contact address",
+        description="Printed as the sender on your letters. A postal address or an email "
+        "address that replies can reach.",
+        filters=[strip],
+        validators=[required("a contact address"), max_length(1000, "The contact address")],
+    )
+
+
+class CollectiveSettingsForm(FlaskForm):
+    name = CollectiveForm.name
+    contact_address = CollectiveForm.contact_address
+
+
+class InviteForm(FlaskForm):
+    email = EmailField(
+        "Email address",
+        filters=[strip],
+        validators=[
+            required("their email address"),
+            max_length(254, "Email address"),
+            email_address(),
+        ],
+    )
+    role = SelectField(
+        "Role",
+        choices=ROLE_CHOICES,
+        default=Role.ORGANISER.value,
+        validate_choice=True,
+    )
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("Role", choices=ROLE_CHOICES, validate_choice=True)

@@ -1,0 +1,38 @@
+"""Shared form pieces: every field trims, caps its length and speaks plainly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import Field
+from wtforms.validators import Email, InputRequired, Length, ValidationError
+
+
+def strip(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+def required(what: str) -> InputRequired:
+    return InputRequired(message=f"Enter {what}.")
+
+
+def max_length(n: int, what: str) -> Length:
+    return Length(max=n, message=f"{what} must be {n} characters or fewer.")
+
+
+def email_address() -> Email:
+    return Email(
+        message="Enter an email address in the correct format, like name@example.org.",
+        check_deliverability=False,
+    )
+
+
+def no_control_characters(_form: Any, field: Field) -> None:
+    value = field.data if isinstance(field.data, str) else ""
+    if any(ord(ch) < 32 and ch not in "\r\n\t" for ch in value):
+        raise ValidationError("Remove the invisible control characters from this field.")
+
+
+class ConfirmForm(FlaskForm):
+    """A form with only its CSRF token, for one-button POSTs."""

@@ -1,0 +1,140 @@
+"""The outbox: jobs and emails queued inside a transaction leave only after it commits.
+
+A service calls `enqueue_job(session, "workers.jobs.area.job_name", ...)` or
+`queue_email(session, ...)`. Each call writes an `OutboxMessage` row in the caller's
+transaction. When the session commits, the rows are pushed to RQ under the job id
+`outbox-<row id>`; when it rolls back, nothing leaves. If Redis is unreachable at that
+moment, or loses the job (a restart without persistence), the recurring reconciler
+(`workers.jobs.system.reconcile_outbox`) finds the committed row still not done and
+enqueues it again. Jobs mark their row done, so re-enqueueing is harmless.
+
+Services name jobs by dotted path, so the web side never imports `workers`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import BigInteger, DateTime, Integer, String, Text, event
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from web.db import Base, IdMixin, TimestampMixin
+
+log = logging.getLogger(__name__)
+
+PENDING_KEY = "chorus.outbox_pending"
+DISPATCHER_KEY = "chorus.dispatcher"
+EMAIL_JOB = "workers.jobs.email.send_outbox_email"
+QUEUES = ("email", "default", "pdf")
+
+
+class OutboxMessage(IdMixin, TimestampMixin, Base):
+    """A job or email promised by a committed transaction.
+
+    Not tenant-scoped: the reconciler must see every row. `collective_id` records whose
+    work it is so the job runs in that collective's context.
+    """
+
+    __tablename__ = "outbox_messages"
+
+    kind: Mapped[str] = mapped_column(String(16))  # "job" | "email"
+    queue: Mapped[str] = mapped_column(String(32))
+    func: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    collective_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    requeued: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    @property
+    def job_id(self) -> str:
+        return f"outbox-{self.id}"
+
+
+class Dispatcher(Protocol):
+    def dispatch(self, rows: list[tuple[int, str, str]]) -> None:
+        """Push (outbox id, queue, func) triples to the job queue."""
+
+
+def attach_dispatcher(session: Session, dispatcher: Dispatcher | None) -> None:
+    session.info[DISPATCHER_KEY] = dispatcher
+    if not session.info.get("chorus.outbox_hooks"):
+        session.info["chorus.outbox_hooks"] = True
+        event.listen(session, "after_commit", _after_commit)
+        event.listen(session, "after_rollback", _after_rollback)
+
+
+def enqueue_job(
+    session: Session,
+    func: str,
+    *,
+    queue: str = "default",
+    payload: dict[str, Any] | None = None,
+    collective_id: int | None = None,
+) -> OutboxMessage:
+    """Queue `func(outbox_id)` to run after this transaction commits.
+
+    The job receives the outbox id and reads its arguments from `payload`.
+    """
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r}")
+    row = OutboxMessage(
+        kind="job", queue=queue, func=func, payload=payload or {}, collective_id=collective_id
+    )
+    session.add(row)
+    session.flush()
+    session.info.setdefault(PENDING_KEY, []).append((row.id, queue, func))
+    return row
+
+
+def queue_email(
+    session: Session,
+    *,
+    to: str,
+    subject: str,
+    text_body: str,
+    html_body: str,
+    collective_id: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> OutboxMessage:
+    """Queue one email (plain text and HTML) to leave after this transaction commits."""
+    from web.mail import make_message_id
+
+    row = OutboxMessage(
+        kind="email",
+        queue="email",
+        func=EMAIL_JOB,
+        collective_id=collective_id,
+        payload={
+            "to": to,
+            "subject": subject,
+            "text": text_body,
+            "html": html_body,
+            "headers": headers or {},
+            "message_id": make_message_id(),
+        },
+    )
+    session.add(row)
+    session.flush()
+    session.info.setdefault(PENDING_KEY, []).append((row.id, "email", EMAIL_JOB))
+    return row
+
+
+def _after_commit(session: Session) -> None:
+    pending = session.info.pop(PENDING_KEY, [])
+    dispatcher = session.info.get(DISPATCHER_KEY)
+    if not pending or dispatcher is None:
+        return
+    try:
+        dispatcher.dispatch(pending)
+    except Exception:  # Redis down: the reconciler will pick the committed rows up.
+        log.exception("could not enqueue %d outbox rows; the reconciler will retry", len(pending))
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(PENDING_KEY, None)

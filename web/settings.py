@@ -1,0 +1,206 @@
+"""Typed settings read from the environment, shared by the web app, workers and tools.
+
+Every setting has one environment variable, a default and a meaning; README.md lists
+them all. A bad value stops start-up with a `SettingsError` naming the variable, so a
+typo in a deployment is found at boot rather than at the first email.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ENVIRONMENTS = ("development", "test", "production")
+SMTP_SECURITY = ("none", "starttls", "ssl")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise SettingsError(f"{name} must be true or false (got {raw!r}).")
+
+
+def _int(name: str, raw: str, low: int, high: int) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number (got {raw!r}).") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high} (got {value}).")
+    return value
+
+
+def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
+    value = raw.strip().lower()
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)} (got {raw!r}).")
+    return value
+
+
+def _url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
+    value = raw.strip()
+    parts = urlsplit(value)
+    scheme = parts.scheme.split("+", 1)[0]
+    if scheme not in schemes:
+        raise SettingsError(
+            f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}"
+            f" (got {raw!r})."
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything Chorus reads from its environment. Field order follows README.md."""
+
+    env: str = "development"
+    secret_key: str = ""
+    base_url: str = "http://127.0.0.1:5000"
+    database_url: str = ""
+    migration_database_url: str = ""
+    redis_url: str = ""
+    instance_path: str = "instance"
+    web_port: int = 5000
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_security: str = "none"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_timeout: int = 30
+    mail_from: str = "Chorus <no-reply@chorus.localhost>"
+    cookie_secure: bool = True
+    ratelimit_enabled: bool = True
+    rq_queue_prefix: str = ""
+    token_ttl_hours: int = 48
+    invitation_ttl_days: int = 7
+    outbox_reconcile_after_seconds: int = 120
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_development(self) -> bool:
+        return self.env == "development"
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def smtp_configured(self) -> bool:
+        return bool(self.smtp_host)
+
+    @property
+    def admin_database_url(self) -> str:
+        """The URL migrations run with: the owner of the tables."""
+        return self.migration_database_url or self.database_url
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from `environ` (default: os.environ) and validate every value."""
+        env = dict(os.environ if environ is None else environ)
+
+        def get(name: str, default: str = "") -> str:
+            return env.get(name, default)
+
+        chorus_env = _choice("CHORUS_ENV", get("CHORUS_ENV", "development"), ENVIRONMENTS)
+        instance_path = get("CHORUS_INSTANCE_PATH", "instance").strip() or "instance"
+        secret_key = get("SECRET_KEY").strip()
+        if not secret_key:
+            if chorus_env == "production":
+                raise SettingsError(
+                    "SECRET_KEY must be set in production (a long random string; "
+                    "for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')."
+                )
+            secret_key = _instance_secret(Path(instance_path))
+        elif len(secret_key) < 32 and chorus_env == "production":
+            raise SettingsError("SECRET_KEY must be at least 32 characters in production.")
+
+        database_url = get("DATABASE_URL").strip()
+        if database_url:
+            database_url = _url("DATABASE_URL", database_url, ("postgresql", "postgres"))
+        migration_url = get("MIGRATION_DATABASE_URL").strip()
+        if migration_url:
+            migration_url = _url(
+                "MIGRATION_DATABASE_URL", migration_url, ("postgresql", "postgres")
+            )
+        redis_url = get("REDIS_URL").strip()
+        if redis_url:
+            redis_url = _url("REDIS_URL", redis_url, ("redis", "rediss", "unix"))
+        if chorus_env == "production" and not (database_url and redis_url):
+            raise SettingsError("DATABASE_URL and REDIS_URL must be set in production.")
+
+        base_url = _url("BASE_URL", get("BASE_URL", "http://127.0.0.1:5000"), ("http", "https"))
+        smtp_host = get("SMTP_HOST").strip()
+        return cls(
+            env=chorus_env,
+            secret_key=secret_key,
+            base_url=base_url.rstrip("/"),
+            database_url=database_url,
+            migration_database_url=migration_url,
+            redis_url=redis_url,
+            instance_path=instance_path,
+            web_port=_int("PORT", get("PORT", "5000"), 1, 65535),
+            smtp_host=smtp_host,
+            smtp_port=_int("SMTP_PORT", get("SMTP_PORT", "25"), 1, 65535),
+            smtp_security=_choice("SMTP_SECURITY", get("SMTP_SECURITY", "none"), SMTP_SECURITY),
+            smtp_username=get("SMTP_USERNAME"),
+            smtp_password=get("SMTP_PASSWORD"),
+            smtp_timeout=_int("SMTP_TIMEOUT", get("SMTP_TIMEOUT", "30"), 1, 600),
+            mail_from=get("MAIL_FROM", "Chorus <no-reply@chorus.localhost>").strip(),
+            cookie_secure=_bool(
+                "COOKIE_SECURE",
+                get("COOKIE_SECURE", "false" if chorus_env == "development" else "true"),
+            ),
+            ratelimit_enabled=_bool("RATELIMIT_ENABLED", get("RATELIMIT_ENABLED", "true")),
+            rq_queue_prefix=get("RQ_QUEUE_PREFIX").strip(),
+            token_ttl_hours=_int("TOKEN_TTL_HOURS", get("TOKEN_TTL_HOURS", "48"), 1, 24 * 30),
+            invitation_ttl_days=_int("INVITATION_TTL_DAYS", get("INVITATION_TTL_DAYS", "7"), 1, 90),
+            outbox_reconcile_after_seconds=_int(
+                "OUTBOX_RECONCILE_AFTER_SECONDS",
+                get("OUTBOX_RECONCILE_AFTER_SECONDS", "120"),
+                1,
+                86400,
+            ),
+            argon2_time_cost=_int("ARGON2_TIME_COST", get("ARGON2_TIME_COST", "3"), 1, 20),
+            argon2_memory_kib=_int(
+                "ARGON2_MEMORY_KIB", get("ARGON2_MEMORY_KIB", "65536"), 8192, 4 * 1024 * 1024
+            ),
+        )
+
+
+def _instance_secret(instance: Path) -> str:
+    """A development secret kept under instance/ so sessions survive restarts."""
+    path = instance / "secret_key"
+    try:
+        existing = path.read_text().strip()
+    except OSError:
+        existing = ""
+    if existing:
+        return existing
+    value = secrets.token_urlsafe(48)
+    try:
+        instance.mkdir(parents=True, exist_ok=True)
+        path.write_text(value)
+        path.chmod(0o600)
+    except OSError:
+        pass  # a read-only checkout still starts; sessions just end at restart
+    return value
+
+
+SETTING_NAMES = tuple(f.name for f in fields(Settings))

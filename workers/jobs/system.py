@@ -1,0 +1,69 @@
+"""Recurring housekeeping that spans collectives."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from web.accounts.services import purge_expired_tokens
+from web.db import utcnow
+from web.outbox import OutboxMessage
+from workers.context import get_app, settings, system_job
+
+log = logging.getLogger(__name__)
+
+ALIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+MAX_REQUEUES = 10
+
+
+@system_job
+def reconcile_outbox(session: Session, limit: int = 500) -> int:
+    """Re-enqueue committed outbox rows whose job is gone (Redis restarted, enqueue
+    failed, retries exhausted). Idempotent: a row whose job is alive is left alone, and
+    jobs skip rows already done. Gives up on a row after MAX_REQUEUES attempts.
+    Returns how many rows were re-enqueued."""
+    app = get_app()
+    redis = app.extensions["chorus.redis"]
+    dispatcher = app.extensions["chorus.dispatcher"]
+    cutoff = utcnow() - timedelta(seconds=settings().outbox_reconcile_after_seconds)
+    rows = session.scalars(
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.done_at.is_(None),
+            OutboxMessage.failed_at.is_(None),
+            OutboxMessage.created_at < cutoff,
+        )
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    requeue = []
+    for row in rows:
+        try:
+            status = Job.fetch(row.job_id, connection=redis).get_status()
+        except NoSuchJobError:
+            status = None
+        if status in ALIVE:
+            continue
+        if row.requeued >= MAX_REQUEUES:
+            row.failed_at = utcnow()
+            row.last_error = (row.last_error or "") + " | gave up after repeated re-enqueues"
+            continue
+        row.requeued += 1
+        requeue.append((row.id, row.queue, row.func))
+    session.flush()
+    if requeue:
+        dispatcher.dispatch(requeue)
+        log.info("re-enqueued %d outbox rows", len(requeue))
+    return len(requeue)
+
+
+@system_job
+def purge_tokens(session: Session) -> int:
+    """Delete email-link tokens that expired over a day ago."""
+    return purge_expired_tokens(session)
