@@ -118,6 +118,17 @@ class Mailbox:
     messages: list[EmailMessage] = field(default_factory=list)
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Recipient address -> SMTP answer, to make the server refuse (5xx) or defer (4xx).
+    answers: dict[str, str] = field(default_factory=dict)
+
+    async def handle_RCPT(  # noqa: N802
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
+    ) -> str:
+        answer = self.answers.get(address.lower())
+        if answer:
+            return answer
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         msg = message_from_bytes(
@@ -132,6 +143,7 @@ class Mailbox:
         with self.lock:
             self.messages.clear()
             self.envelopes.clear()
+            self.answers.clear()
 
     def to(self, address: str) -> list[EmailMessage]:
         with self.lock:
@@ -232,7 +244,14 @@ def redis(app: Flask) -> Iterator[Redis]:
 
 
 def _flush_prefix(connection: Redis, prefix: str) -> None:
-    patterns = [f"{prefix}*", f"rq:*{prefix}*", "rq:job:*", "rq:results:*", "rq:execution*"]
+    patterns = [
+        f"{prefix}*",
+        f"LIMITS:*{prefix}*",
+        f"rq:*{prefix}*",
+        "rq:job:*",
+        "rq:results:*",
+        "rq:execution*",
+    ]
     for pattern in patterns:
         keys = list(connection.scan_iter(match=pattern, count=1000))
         if keys:
@@ -259,11 +278,14 @@ def db_connection(app: Flask, redis: Redis) -> Iterator[Connection]:
 
 @pytest.fixture
 def session(app: Flask, db_connection: Connection) -> Iterator[Session]:
-    """A session for the test itself (factories, assertions), in the same transaction."""
-    with app.app_context():
-        s = database(app).new_session()
-        yield s
-        s.close()
+    """A session for the test itself (factories, assertions), in the same transaction.
+
+    No app context stays pushed: Flask would reuse it for every request the test makes,
+    sharing `g` between requests (and between clients) as no real server does.
+    """
+    s = database(app).new_session()
+    yield s
+    s.close()
 
 
 def https_client(app: Flask) -> FlaskClient:

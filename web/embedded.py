@@ -139,7 +139,11 @@ class EmbeddedRedis:
         if persistent:
             args += ["--appendonly", "yes", "--appendfsync", "everysec"]
         log = open(self.folder / "redis.log", "ab")  # noqa: SIM115 - owned by the child
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        # Its own session: Ctrl-C reaches the app's processes first, and the launcher stops
+        # Redis only after they have finished with it.
+        self.process = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -11,11 +11,14 @@ migrate: apply migrations with MIGRATION_DATABASE_URL (or DATABASE_URL) and give
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from web.embedded import EmbeddedPostgres, EmbeddedRedis, migrate
@@ -25,6 +28,35 @@ from web.settings import Settings, SettingsError
 def _fail(message: str) -> None:
     print(f"chorus: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _wait_until_serving(port: int, children: list[subprocess.Popen[bytes]]) -> bool:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if any(child.poll() is not None for child in children):
+            return False
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.2)
+    return False
 
 
 def _interrupt(*_: object) -> None:
@@ -46,9 +78,14 @@ def cmd_run() -> None:
     instance = Path(env.get("CHORUS_INSTANCE_PATH", "instance")).resolve()
     env["CHORUS_INSTANCE_PATH"] = str(instance)
     try:
-        Settings.from_env(env)  # fail early, naming the variable
+        early = Settings.from_env(env)  # fail early, naming the variable
     except SettingsError as exc:
         _fail(str(exc))
+    if not _port_is_free(early.web_port):
+        _fail(
+            f"port {early.web_port} is already in use; stop what uses it "
+            "or set PORT to another port."
+        )
 
     started: list[EmbeddedPostgres | EmbeddedRedis] = []
     children: list[subprocess.Popen[bytes]] = []
@@ -57,12 +94,15 @@ def cmd_run() -> None:
         for child in children:
             if child.poll() is None:
                 child.terminate()
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 20
         for child in children:
             try:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                child.kill()
+                _signal_group(child.pid, signal.SIGKILL)
+        for child in children:
+            # Anything a child left behind in its session (a work horse, a scheduler).
+            _signal_group(child.pid, signal.SIGTERM)
         for server in reversed(started):
             server.stop()
 
@@ -110,9 +150,14 @@ def cmd_run() -> None:
             "cron": [python, "-m", "workers.cron"],
         }
         for args in commands.values():
-            children.append(subprocess.Popen(args, env=env))
+            # Own sessions: Ctrl-C reaches only this launcher, which then stops each child
+            # gracefully (SIGTERM: gunicorn finishes its requests, RQ its current job).
+            children.append(subprocess.Popen(args, env=env, start_new_session=True))
+        # Explicit handlers: a launcher started in the background inherits SIGINT ignored.
         signal.signal(signal.SIGTERM, _interrupt)
-        time.sleep(1.5)
+        signal.signal(signal.SIGINT, _interrupt)
+        if not _wait_until_serving(port, children):
+            _fail("the web server did not start; see the messages above.")
         mail = (
             f"SMTP {settings.smtp_host}:{settings.smtp_port}"
             if settings.smtp_configured

@@ -145,7 +145,8 @@ class Settings:
         if chorus_env == "production" and not (database_url and redis_url):
             raise SettingsError("DATABASE_URL and REDIS_URL must be set in production.")
 
-        base_url = _url("BASE_URL", get("BASE_URL", "http://127.0.0.1:5000"), ("http", "https"))
+        port = _int("PORT", get("PORT", "5000"), 1, 65535)
+        base_url = _url("BASE_URL", get("BASE_URL", f"http://127.0.0.1:{port}"), ("http", "https"))
         smtp_host = get("SMTP_HOST").strip()
         return cls(
             env=chorus_env,
@@ -155,7 +156,7 @@ class Settings:
             migration_database_url=migration_url,
             redis_url=redis_url,
             instance_path=instance_path,
-            web_port=_int("PORT", get("PORT", "5000"), 1, 65535),
+            web_port=port,
             smtp_host=smtp_host,
             smtp_port=_int("SMTP_PORT", get("SMTP_PORT", "25"), 1, 65535),
             smtp_security=_choice("SMTP_SECURITY", get("SMTP_SECURITY", "none"), SMTP_SECURITY),

@@ -62,7 +62,7 @@ def signup() -> Response | tuple[str, int]:
 
 @bp.get("/signup/check-email")
 def check_email() -> tuple[str, int]:
-    return _render("accounts/check_email.html")
+    return _render("accounts/check_email.html", unverified=request.args.get("unverified") == "1")
 
 
 @bp.route("/verify/<token>", methods=["GET", "POST"])
@@ -102,11 +102,9 @@ def login() -> Response | tuple[str, int]:
             error = str(exc)
         else:
             if not user.is_verified:
+                # A redirect (not an error status) so the new link is committed and sent.
                 services.send_verification(s, settings, user)
-                error = (
-                    "Please confirm your email address first. We have sent you a new link; "
-                    "it may take a minute to arrive."
-                )
+                return redirect(url_for("accounts.check_email", unverified=1))
             else:
                 login_user(user)
                 return redirect(next_url or url_for("collectives.home"))

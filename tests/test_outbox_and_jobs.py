@@ -1,0 +1,254 @@
+"""Jobs and emails leave only after commit, through a real RQ worker and a real SMTP server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from redis import Redis
+from rq import Queue
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
+
+from tests.conftest import Mailbox
+from web.db import normalise_url
+from web.http import database
+from web.outbox import OutboxMessage, queue_email
+from web.queueing import queue_name
+from workers.jobs.system import reconcile_outbox
+
+
+def _queued_ids(app: Flask, redis: Redis, name: str = "email") -> list[str]:
+    settings = app.extensions["chorus.settings"]
+    return Queue(queue_name(settings, name), connection=redis).get_job_ids()
+
+
+def _new_session(app: Flask) -> Session:
+    from web.outbox import attach_dispatcher
+
+    s = database(app).new_session()
+    attach_dispatcher(s, app.extensions["chorus.dispatcher"])
+    return s
+
+
+def _queue_test_email(s: Session, to: str = "reader@example.org") -> OutboxMessage:
+    return queue_email(
+        s,
+        to=to,
+        subject="Hello from the outbox",
+        text_body="Plain words.",
+        html_body="<p>Plain words.</p>",
+    )
+
+
+def test_email_is_not_enqueued_before_commit_nor_after_rollback(
+    app: Flask, db_connection: object, redis: Redis
+) -> None:
+    with app.app_context():
+        s = _new_session(app)
+        row = _queue_test_email(s)
+        assert _queued_ids(app, redis) == []  # flushed, not yet committed
+        s.rollback()
+        assert _queued_ids(app, redis) == []
+        assert s.get(OutboxMessage, row.id) is None
+        s.close()
+
+
+def test_committed_email_is_sent_by_a_real_worker_with_text_and_html(
+    app: Flask, db_connection: object, redis: Redis, mailbox: Mailbox, work: object
+) -> None:
+    with app.app_context():
+        s = _new_session(app)
+        row = _queue_test_email(s, to="reader@example.org")
+        s.commit()
+        assert _queued_ids(app, redis) == [f"outbox-{row.id}"]
+        work()  # type: ignore[operator]
+        s.expire_all()
+        assert s.get(OutboxMessage, row.id).done_at is not None
+        s.close()
+    [msg] = mailbox.to("reader@example.org")
+    assert msg["Subject"] == "Hello from the outbox"
+    assert msg.get_body(preferencelist=("plain",)).get_content().strip() == "Plain words."
+    assert "<p>Plain words.</p>" in msg.get_body(preferencelist=("html",)).get_content()
+
+
+def test_running_an_email_job_twice_sends_once(
+    app: Flask, db_connection: object, redis: Redis, mailbox: Mailbox
+) -> None:
+    from workers.jobs.email import send_outbox_email
+
+    with app.app_context():
+        s = _new_session(app)
+        row = _queue_test_email(s, to="once@example.org")
+        s.commit()
+        s.close()
+    send_outbox_email(row.id)
+    send_outbox_email(row.id)
+    assert len(mailbox.to("once@example.org")) == 1
+
+
+def test_reconciler_re_enqueues_committed_rows_that_redis_lost(
+    app: Flask, db_connection: object, redis: Redis, mailbox: Mailbox, work: object
+) -> None:
+    with app.app_context():
+        s = _new_session(app)
+        row = _queue_test_email(s, to="lost@example.org")
+        s.commit()
+        s.close()
+    # Redis restarts without the queue: the job is gone, the row is still owed.
+    settings = app.extensions["chorus.settings"]
+    Queue(queue_name(settings, "email"), connection=redis).empty()
+    redis.delete(f"rq:job:outbox-{row.id}")
+    time.sleep(1.1)  # older than OUTBOX_RECONCILE_AFTER_SECONDS (1 s in tests)
+    assert reconcile_outbox() == 1
+    assert reconcile_outbox() == 0  # its job is queued now: nothing more to do
+    work()  # type: ignore[operator]
+    assert len(mailbox.to("lost@example.org")) == 1
+    assert reconcile_outbox() == 0
+
+
+def test_smtp_permanent_refusal_marks_the_row_failed_with_the_servers_answer(
+    app: Flask, db_connection: object, redis: Redis, mailbox: Mailbox
+) -> None:
+    from workers.jobs.email import send_outbox_email
+
+    with app.app_context():
+        s = _new_session(app)
+        mailbox.answers["nobody@example.org"] = "550 5.1.1 No such mailbox here"
+        row = _queue_test_email(s, to="nobody@example.org")
+        s.commit()
+    send_outbox_email(row.id)
+    with app.app_context():
+        s.expire_all()
+        stored = s.get(OutboxMessage, row.id)
+        assert stored.failed_at is not None
+        assert stored.done_at is None
+        assert "No such mailbox here" in (stored.last_error or "")
+        s.close()
+    assert mailbox.to("nobody@example.org") == []
+
+
+def test_smtp_temporary_refusal_raises_for_a_retry(
+    app: Flask, db_connection: object, redis: Redis, mailbox: Mailbox
+) -> None:
+    from web.mail import TransientMailError
+    from workers.jobs.email import send_outbox_email
+
+    with app.app_context():
+        s = _new_session(app)
+        mailbox.answers["busy@example.org"] = "451 4.3.0 Try again later"
+        row = _queue_test_email(s, to="busy@example.org")
+        s.commit()
+    with pytest.raises(TransientMailError):
+        send_outbox_email(row.id)
+    del mailbox.answers["busy@example.org"]
+    send_outbox_email(row.id)  # the retry succeeds
+    assert len(mailbox.to("busy@example.org")) == 1
+    with app.app_context():
+        s.expire_all()
+        stored = s.get(OutboxMessage, row.id)
+        assert stored.done_at is not None
+        assert stored.attempts == 2
+        s.close()
+
+
+def test_smtp_outage_raises_so_rq_retries_and_keeps_the_row_owed(
+    app: Flask, db_connection: object, redis: Redis
+) -> None:
+    from web.mail import TransientMailError
+    from workers.context import use_app
+    from workers.jobs.email import send_outbox_email
+
+    closed_port = app.extensions["chorus.settings"].with_overrides(smtp_port=1)
+    broken = Flask(__name__)
+    broken.extensions.update(app.extensions)
+    broken.extensions["chorus.settings"] = closed_port
+    broken.jinja_loader = app.jinja_loader
+    with app.app_context():
+        s = _new_session(app)
+        row = _queue_test_email(s, to="later@example.org")
+        s.commit()
+    use_app(broken)
+    try:
+        with pytest.raises(TransientMailError):
+            send_outbox_email(row.id)
+    finally:
+        use_app(app)
+    with app.app_context():
+        s.expire_all()
+        stored = s.get(OutboxMessage, row.id)
+        assert stored.done_at is None
+        assert stored.failed_at is None
+        assert stored.attempts == 1
+        assert "TransientMailError" in (stored.last_error or "")
+        s.close()
+
+
+@pytest.mark.live
+def test_forking_worker_process_sends_committed_email(
+    live_app_factory: object, live_db: str, mailbox: Mailbox, redis_url: str
+) -> None:
+    """`python -m workers --burst` in its own process: builds the app once, forks a work
+    horse per job (which disposes the inherited pool), and sends through real SMTP."""
+    app: Flask = live_app_factory()  # type: ignore[operator]
+    settings = app.extensions["chorus.settings"]
+    with app.app_context():
+        s = _new_session(app)
+        rows = [_queue_test_email(s, to=f"fork{i}@example.org") for i in range(3)]
+        s.commit()
+        s.close()
+    env = {
+        **os.environ,
+        "CHORUS_ENV": "test",
+        "SECRET_KEY": settings.secret_key,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "SMTP_HOST": settings.smtp_host,
+        "SMTP_PORT": str(settings.smtp_port),
+        "RQ_QUEUE_PREFIX": settings.rq_queue_prefix,
+        "CHORUS_INSTANCE_PATH": settings.instance_path,
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "workers", "--burst"],
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for i in range(3):
+        assert len(mailbox.to(f"fork{i}@example.org")) == 1
+    engine = create_engine(normalise_url(live_db))
+    with engine.connect() as conn:
+        done = conn.scalar(
+            text(
+                "select count(*) from outbox_messages where done_at is not null and id = any(:ids)"
+            ),
+            {"ids": [r.id for r in rows]},
+        )
+    engine.dispose()
+    assert done == 3
+    database(app).engine.dispose()
+
+
+def test_cron_enqueues_each_slot_once_even_with_two_schedulers(
+    app: Flask, db_connection: object, redis: Redis
+) -> None:
+    from workers.cron import SCHEDULE, tick
+
+    settings = app.extensions["chorus.settings"]
+    now = 1_900_000_020.0
+    first = tick(redis, settings, now=now)
+    second = tick(redis, settings, now=now + 1)  # a second scheduler in the same slot
+    assert sorted(first) == sorted(e.name for e in SCHEDULE)
+    assert second == []
+    default = Queue(queue_name(settings, "default"), connection=redis)
+    assert len(default.get_job_ids()) == len(SCHEDULE)
+    assert "reconcile-outbox" in tick(redis, settings, now=now + 61)
