@@ -94,7 +94,9 @@ def pg_cluster() -> Iterator[PgCluster]:
         yield PgCluster(admin_base=external)
         return
     folder = Path(tempfile.gettempdir()) / f"chorus-test-pg-{os.getuid()}"
-    pg = EmbeddedPostgres(folder).start()
+    # pgserver counts the processes using a cluster and stops it when the last one exits,
+    # so concurrent test runs can share it safely.
+    pg = EmbeddedPostgres(folder).start(cleanup_mode="stop")
     pg.tune_for_tests()
     yield PgCluster(admin_base=pg.admin_url("postgres"), embedded=pg)
 

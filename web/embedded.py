@@ -29,11 +29,13 @@ class EmbeddedPostgres:
     folder: Path
     server: object = None
 
-    def start(self) -> EmbeddedPostgres:
+    def start(self, cleanup_mode: str | None = None) -> EmbeddedPostgres:
+        """Start (or join) the cluster. With cleanup_mode="stop", pgserver stops it when
+        the last process using it exits; with None it runs until `stop()`."""
         import pgserver
 
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.server = pgserver.get_server(str(self.folder), cleanup_mode=None)
+        self.server = pgserver.get_server(str(self.folder), cleanup_mode=cleanup_mode)
         return self
 
     @property
