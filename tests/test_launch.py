@@ -6,9 +6,11 @@ from __future__ import annotations
 import http.cookiejar
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -82,8 +84,12 @@ def _login(port: int, email: str, password: str) -> str:
 
 
 @pytest.mark.live
-def test_make_run_starts_the_demo_stops_on_ctrl_c_and_keeps_its_data(tmp_path: Path) -> None:
-    instance = tmp_path / "instance"
+def test_make_run_starts_the_demo_stops_on_ctrl_c_and_keeps_its_data() -> None:
+    # A short, traversable folder like a checkout's instance/: PostgreSQL runs as its own
+    # system user here (we are root) and its socket path must stay short.
+    base = Path(tempfile.mkdtemp(prefix="chorus-run-"))
+    base.chmod(0o755)
+    instance = base / "instance"
     port = free_port()
     proc, output = _start(instance, port)
     try:
@@ -120,3 +126,4 @@ def test_make_run_starts_the_demo_stops_on_ctrl_c_and_keeps_its_data(tmp_path: P
         assert "Demo Collective" in _login(port, email.group(1), password.group(1))
     finally:
         _stop(proc)
+        shutil.rmtree(base, ignore_errors=True)

@@ -101,18 +101,27 @@ def _limiter_storage(redis_url: str) -> str:
 
 def _register_blueprints(app: Flask, settings: Settings) -> None:
     from web.accounts.views import bp as accounts_bp
+    from web.campaigns.public import bp as public_bp
+    from web.campaigns.views import bp as campaigns_bp
     from web.collectives.views import bp as collectives_bp
     from web.collectives.views import invitations_bp
     from web.pages import bp as pages_bp
+    from web.recipients.views import admin_bp as recipients_admin_bp
+    from web.recipients.views import bp as recipients_bp
 
     app.register_blueprint(pages_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(invitations_bp)
     app.register_blueprint(collectives_bp)
+    app.register_blueprint(recipients_bp)
+    app.register_blueprint(recipients_admin_bp)
+    app.register_blueprint(campaigns_bp)
     if settings.is_development or settings.env == "test":
         from web.devtools.views import bp as dev_bp
 
         app.register_blueprint(dev_bp)
+    # Last: /<collective>/<campaign> must not shadow any fixed path above.
+    app.register_blueprint(public_bp)
 
 
 def _register_hooks(app: Flask, settings: Settings) -> None:
@@ -142,7 +151,8 @@ def _register_hooks(app: Flask, settings: Settings) -> None:
         headers.setdefault("Content-Security-Policy", CSP)
         headers.setdefault("X-Content-Type-Options", "nosniff")
         headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-        headers.setdefault("X-Frame-Options", "DENY")
+        if "frame-ancestors *" not in headers.get("Content-Security-Policy", ""):
+            headers.setdefault("X-Frame-Options", "DENY")
         headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         if settings.cookie_secure or settings.is_production:

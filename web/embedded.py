@@ -8,8 +8,9 @@ DATABASE_URL / REDIS_URL are not set.
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -20,6 +21,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from web.db import APP_ROLE, normalise_url
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -69,13 +72,28 @@ class EmbeddedPostgres:
             return
         from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
-        with contextlib.suppress(subprocess.SubprocessError, OSError):  # already stopped
+        pgdata = Path(self.server.pgdata)  # type: ignore[attr-defined]
+        pid_file = pgdata / "postmaster.pid"
+        if not pid_file.exists():
+            return
+        try:
             pg_ctl(
-                ["-w", "-m", "fast", "stop"],
-                pgdata=self.server.pgdata,  # type: ignore[attr-defined]
+                ["-w", "-t", "60", "-m", "fast", "stop"],
+                pgdata=pgdata,
                 user=self.server.system_user,  # type: ignore[attr-defined]
-                timeout=60,
+                timeout=90,
             )
+        except (subprocess.SubprocessError, OSError) as exc:
+            log.warning("pg_ctl stop failed (%s); signalling PostgreSQL directly", exc)
+        # Belt and braces: SIGINT is PostgreSQL's "fast shutdown"; wait for it to finish.
+        deadline = time.monotonic() + 60
+        while pid_file.exists() and time.monotonic() < deadline:
+            try:
+                pid = int(pid_file.read_text().splitlines()[0])
+                os.kill(pid, signal.SIGINT)
+            except (OSError, ValueError, IndexError):
+                pass
+            time.sleep(0.2)
 
 
 def create_database(admin_url: str, name: str, *, drop_first: bool = False) -> None:

@@ -29,9 +29,14 @@ def email_address() -> Email:
 
 
 def no_control_characters(_form: Any, field: Field) -> None:
+    """For one-line fields (names): no control characters, line breaks included. A name
+    ends up in email headers, which refuse line breaks, so such a name would stop every
+    email that carries it."""
     value = field.data if isinstance(field.data, str) else ""
-    if any(ord(ch) < 32 and ch not in "\r\n\t" for ch in value):
-        raise ValidationError("Remove the invisible control characters from this field.")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValidationError(
+            "Remove the line breaks and invisible control characters from this field."
+        )
 
 
 class ConfirmForm(FlaskForm):

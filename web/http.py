@@ -147,6 +147,19 @@ def handle_http_exception(exc: HTTPException) -> Response:
 
 
 def handle_unexpected(exc: Exception) -> Response:
+    # A failed flush leaves the request's transaction unusable: roll it back before the
+    # error page (whose layout may load the user or the collective) touches the database.
+    session: Session | None = g.get("db_session")
+    if session is not None:
+        session.rollback()
+    if isinstance(exc, IntegrityError):
+        # A constraint refused a write mid-request (a double submit, a race): as at commit.
+        log.warning("write refused by a constraint", exc_info=exc)
+        return error_response(
+            409,
+            "That change clashes with something saved at the same moment. "
+            "Please reload the page and try again.",
+        )
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, MESSAGES[500])
 

@@ -51,6 +51,19 @@ class TenantScoped:
         )
 
 
+class SharedOrTenantScoped:
+    """Mixin for rows that are either shared by every collective (collective_id NULL,
+    such as the department directory) or owned by one collective. Readers see the
+    shared rows and their own; only the platform (in `system_scope`) writes shared rows.
+    """
+
+    @declared_attr
+    def collective_id(cls) -> Mapped[int | None]:  # noqa: N805 - declared_attr receives the class
+        return mapped_column(
+            BigInteger, ForeignKey("collectives.id", ondelete="CASCADE"), index=True, nullable=True
+        )
+
+
 def current_collective_id(session: Session) -> int | None:
     value = session.info.get(COLLECTIVE_KEY)
     return int(value) if value is not None else None
@@ -97,7 +110,10 @@ def _after_begin(session: Session, _transaction: Any, connection: Any) -> None:
 
 
 def _touches_tenant_tables(state: ORMExecuteState) -> bool:
-    return any(issubclass(mapper.class_, TenantScoped) for mapper in state.all_mappers)
+    return any(
+        issubclass(mapper.class_, TenantScoped | SharedOrTenantScoped)
+        for mapper in state.all_mappers
+    )
 
 
 def _do_orm_execute(state: ORMExecuteState) -> None:
@@ -118,7 +134,12 @@ def _do_orm_execute(state: ORMExecuteState) -> None:
             TenantScoped,
             lambda cls: cls.collective_id == collective_id,
             include_aliases=True,
-        )
+        ),
+        with_loader_criteria(
+            SharedOrTenantScoped,
+            lambda cls: (cls.collective_id == collective_id) | cls.collective_id.is_(None),
+            include_aliases=True,
+        ),
     )
 
 
@@ -126,8 +147,15 @@ def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
     if session.info.get(SYSTEM_KEY):
         return
     current = current_collective_id(session)
-    for obj in session.new:
-        if isinstance(obj, TenantScoped):
+    for obj in session.new | session.dirty:
+        if isinstance(obj, SharedOrTenantScoped):
+            if obj.collective_id is None or obj.collective_id != current:
+                raise TenantContextMissing(
+                    f"Refusing to write a {type(obj).__name__} outside the current collective "
+                    "(shared rows are written only in system_scope)."
+                )
+            continue
+        if isinstance(obj, TenantScoped) and obj in session.new:
             owner = obj.collective_id
             if owner is None and current is not None:
                 obj.collective_id = current
@@ -166,8 +194,20 @@ def enable_rls_sql(table: str) -> list[str]:
     ]
 
 
+def enable_shared_rls_sql(table: str) -> list[str]:
+    """For SharedOrTenantScoped tables: everyone reads shared rows; writes stay tenant-only."""
+    # Permissive policies are OR-ed per command: SELECT passes either policy, while
+    # INSERT, UPDATE and DELETE pass only tenant_isolation, so no tenant can change or
+    # delete a shared row.
+    return [
+        *enable_rls_sql(table),
+        f'CREATE POLICY shared_read ON "{table}" FOR SELECT USING (collective_id IS NULL)',
+    ]
+
+
 def disable_rls_sql(table: str) -> list[str]:
     return [
+        f'DROP POLICY IF EXISTS shared_read ON "{table}"',
         f'DROP POLICY IF EXISTS tenant_isolation ON "{table}"',
         f'ALTER TABLE "{table}" NO FORCE ROW LEVEL SECURITY',
         f'ALTER TABLE "{table}" DISABLE ROW LEVEL SECURITY',

@@ -7,8 +7,6 @@ collective becomes the session's tenant, so every query below is filtered by it.
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import (
     Blueprint,
     abort,
@@ -20,51 +18,19 @@ from flask import (
     request,
     url_for,
 )
-from flask_login import current_user, login_required
-from sqlalchemy import select
+from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from web.app import settings_of
 from web.collectives import services
 from web.collectives.forms import CollectiveForm, CollectiveSettingsForm, InviteForm, RoleForm
 from web.collectives.models import Collective, Membership, Role
+from web.collectives.tenant import tenant_blueprint
 from web.forms import ConfirmForm
 from web.http import db_session
 
-bp = Blueprint("collectives", __name__, url_prefix="/app")
+bp = tenant_blueprint("collectives", __name__)
 invitations_bp = Blueprint("invitations", __name__)
-
-
-@bp.before_request
-@login_required
-def require_login() -> None:
-    return None
-
-
-@bp.url_value_preprocessor
-def load_collective(_endpoint: str | None, values: dict[str, Any] | None) -> None:
-    if not values or "collective_slug" not in values:
-        return
-    slug = values.pop("collective_slug")
-    if not current_user.is_authenticated:
-        return  # require_login answers
-    s = db_session()
-    collective = s.scalar(select(Collective).where(Collective.slug == slug))
-    if collective is None:
-        abort(404)
-    membership = services.membership_for(s, collective, current_user)
-    if membership is None:
-        abort(404)
-    g.collective = collective
-    g.membership = membership
-
-
-@bp.url_defaults
-def add_collective_slug(endpoint: str, values: dict[str, Any]) -> None:
-    if "collective_slug" in values or "collective" not in g:
-        return
-    if current_app.url_map.is_endpoint_expecting(endpoint, "collective_slug"):
-        values["collective_slug"] = g.collective.slug
 
 
 def _membership() -> Membership:
@@ -113,10 +79,13 @@ def create() -> Response | tuple[str, int]:
 @bp.get("/<slug:collective_slug>/")
 def dashboard() -> str:
     s = db_session()
+    from web.campaigns.services import list_campaigns
+
     return render_template(
         "collectives/dashboard.html",
         members=services.list_members(s),
         invitations=services.list_open_invitations(s),
+        campaigns=list_campaigns(s),
     )
 
 
