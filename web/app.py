@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, g
+from flask import Flask, Response, g, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -171,6 +171,14 @@ def _register_hooks(app: Flask, settings: Settings) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> Response:
+        if request.content_length and not request.form:
+            # Werkzeug drops a form body it cannot decode; the token went with it.
+            return http.error_response(
+                400,
+                "We could not read what your browser sent: it was not valid text (UTF-8). "
+                "Please go back, retype the entry and try again.",
+                title="We could not read that request",
+            )
         return http.error_response(
             400,
             "This form has expired or was sent from another site. Go back, reload the page "

@@ -37,6 +37,13 @@ def no_control_characters(_form: Any, field: Field) -> None:
         raise ValidationError(
             "Remove the line breaks and invisible control characters from this field."
         )
+    if any(ch in BIDI_CONTROLS for ch in value):
+        # Right-to-left overrides let a name display as something else ("spoofing");
+        # names in right-to-left scripts never need them.
+        raise ValidationError("Remove the invisible text-direction characters from this field.")
+
+
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 
 
 class ConfirmForm(FlaskForm):

@@ -143,7 +143,11 @@ def handle_http_exception(exc: HTTPException) -> Response:
     message = MESSAGES.get(status, exc.description or "")
     if status in (400, 422) and exc.description and not exc.description.startswith("The browser"):
         message = exc.description
-    return error_response(status, message)
+    response = error_response(status, message)
+    for name, value in exc.get_headers():
+        if name.lower() == "allow":  # 405 must say which methods are allowed
+            response.headers[name] = value
+    return response
 
 
 def handle_unexpected(exc: Exception) -> Response:

@@ -1,0 +1,392 @@
+"""Tenant isolation, tested from the outside: an owner of collective A must not reach
+anything of collective B through any route, by any method, with any mix of identifiers.
+
+The walker reads `app.url_map` itself, so a new route that takes a collective slug or an
+id is covered as soon as it exists, and a route whose argument the walker cannot map
+fails the suite (instead of being skipped in silence).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from tests.conftest import csrf_token, form_post
+from tests.factories import add_member, login, make_collective, make_user
+from web.accounts.models import User
+from web.collectives.models import Collective, Membership, Role
+from web.collectives.services import invite_member
+from web.db import Base
+from web.http import MAX_ID
+from web.tenancy import set_current_collective, system_scope
+
+# Arguments that never name a tenant's data, per endpoint. Anything else must be mapped
+# in `Tenants.b_args()` or the walk fails.
+NON_TENANT_ARGS = {
+    ("static", "filename"),
+    ("dev.mail_message", "name"),  # development mail viewer (see the report on it)
+}
+# Bearer links: the secret in the link is the authority. Tested separately below.
+BEARER_ARGS = {"token"}
+
+# Routes the walker must have visited, so that a broken walker cannot pass vacuously.
+KNOWN_TENANT_ENDPOINTS = {
+    "collectives.dashboard",
+    "collectives.collective_settings",
+    "collectives.members",
+    "collectives.change_role",
+    "collectives.remove_member",
+    "collectives.revoke_invitation",
+    "recipients.show",
+    "recipients.edit",
+    "recipients.delete",
+    "recipients_admin.admin_edit",
+}
+
+# Plausible form data for any POST: every field an attacker might hope a form reads.
+ATTACK_FORM = {
+    "role": "owner",
+    "email": "intruder@example.org",
+    "name": "Taken over",
+    "slug": "taken-over",
+    "contact_address": "Intruder Street",
+}
+
+
+def snapshot(session: Session) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, read across all collectives."""
+    session.expire_all()
+    rows: dict[str, list[tuple[Any, ...]]] = {}
+    with system_scope(session):
+        for table in Base.metadata.sorted_tables:
+            result = session.execute(
+                select(table).order_by(*table.primary_key.columns),
+                execution_options={"all_collectives": True},
+            )
+            rows[table.name] = [tuple(row) for row in result]
+    return rows
+
+
+@dataclass(frozen=True)
+class Tenants:
+    """Plain values (no ORM objects: snapshots expire the session)."""
+
+    a_owner: User
+    a_slug: str
+    a_id: int
+    b_slug: str
+    b_id: int
+    b_owner_membership_id: int
+    b_member_membership_id: int
+    b_invitation_id: int
+    b_invitation_token: str
+    b_secrets: tuple[str, ...]  # strings that must never reach a's owner
+    b_extra_args: dict[str, list[Any]]  # identifiers of later areas' rows in B
+
+    def b_args(self) -> dict[str, list[Any]]:
+        """Rule argument name -> B's identifiers to try."""
+        return {
+            "collective_slug": [self.b_slug],
+            "member_id": [self.b_owner_membership_id, self.b_member_membership_id],
+            "invitation_id": [self.b_invitation_id],
+            **self.b_extra_args,
+        }
+
+
+def _b_campaign(session: Session, owner_membership: Membership) -> dict[str, list[Any]]:
+    """A draft campaign in B, for the campaign routes (drafts are never public, so even
+    the public pages must answer 404 for it)."""
+    try:
+        from web.campaigns.services import create_campaign
+    except ImportError:  # no campaigns area in this tree
+        return {}
+    campaign = create_campaign(
+        session, owner_membership, kind="open_letter", title="Bravo Secret Plan", slug="plan"
+    )
+    return {"campaign_id": [campaign.id], "campaign_slug": [campaign.slug], "number": [1]}
+
+
+def _b_recipient(session: Session, owner_membership: Membership) -> dict[str, list[Any]]:
+    """A recipient of B's own (a council), for the recipient routes."""
+    from web.recipients.services import create_recipient
+
+    recipient = create_recipient(
+        session,
+        owner_membership,
+        {"kind": "council", "name": "Bravo Secret Council", "nation": "england-and-wales"},
+    )
+    return {"recipient_id": [recipient.id]}
+
+
+@pytest.fixture
+def tenants(session: Session, app: Flask) -> Tenants:
+    a_owner = make_user(session, app, email="owner-a@example.org", name="Owner of A")
+    a = make_collective(session, a_owner, name="Alpha Tenants", slug="alpha-tenants")
+    b_owner = make_user(session, app, email="owner-b@example.org", name="Owner of B")
+    b_member = make_user(session, app, email="member-b@example.org", name="Member of B")
+    b = make_collective(session, b_owner, name="Bravo Secret Collective", slug="bravo-secret")
+    b_member_membership = add_member(session, b, b_member, Role.ORGANISER)
+    set_current_collective(session, b.id)
+    b_owner_membership = session.scalar(select(Membership).where(Membership.user_id == b_owner.id))
+    assert b_owner_membership is not None
+    with app.app_context():  # renders the invitation email
+        invitation, token = invite_member(
+            session,
+            app.extensions["chorus.settings"],
+            b_owner_membership,
+            b,
+            email="invited-to-b@example.org",
+            role=Role.ORGANISER,
+        )
+        extra_args = _b_campaign(session, b_owner_membership)
+        extra_args |= _b_recipient(session, b_owner_membership)
+    tenants = Tenants(
+        a_owner=a_owner,
+        a_slug=a.slug,
+        a_id=a.id,
+        b_slug=b.slug,
+        b_id=b.id,
+        b_owner_membership_id=b_owner_membership.id,
+        b_member_membership_id=b_member_membership.id,
+        b_invitation_id=invitation.id,
+        b_invitation_token=token,
+        b_secrets=(
+            b.name,
+            b_owner.email,
+            b_member.email,
+            b_member.display_name,
+            invitation.email,
+            b.contact_address.splitlines()[0],
+            "Bravo Secret Plan",
+            "Bravo Secret Council",
+        ),
+        b_extra_args=extra_args,
+    )
+    set_current_collective(session, None)
+    return tenants
+
+
+def _count(session: Session, model: type[Base], *where: Any) -> int:
+    session.expire_all()
+    with system_scope(session):
+        return (
+            session.execute(
+                select(func.count()).select_from(model).where(*where),
+                execution_options={"all_collectives": True},
+            ).scalar_one()
+            or 0
+        )
+
+
+@dataclass
+class Call:
+    endpoint: str
+    method: str
+    url: str
+    values: dict[str, Any]
+
+
+def plan_walk(app: Flask, tenants: Tenants) -> tuple[list[Call], list[str], set[str]]:
+    """Every call to make, the rules the walker cannot map, and the skipped endpoints."""
+    b_args = tenants.b_args()
+    calls: list[Call] = []
+    unmapped: list[str] = []
+    skipped: set[str] = set()
+    for rule in app.url_map.iter_rules():
+        arguments = set(rule.arguments)
+        mapped = arguments & b_args.keys()
+        harmless = {a for a in arguments if (rule.endpoint, a) in NON_TENANT_ARGS}
+        bearer = arguments & BEARER_ARGS
+        unknown = arguments - mapped - harmless - bearer
+        if unknown or (bearer and mapped):
+            unmapped.append(f"{rule.rule} ({rule.endpoint}): {sorted(unknown | bearer)}")
+            continue
+        if not mapped:
+            skipped.add(rule.endpoint)
+            continue
+        names = sorted(mapped)
+        combos = [
+            dict(zip(names, values, strict=True))
+            for values in itertools.product(*(b_args[n] for n in names))
+        ]
+        if "collective_slug" in mapped and len(mapped) > 1:
+            # Our own collective's slug with B's ids: the classic insecure direct reference.
+            combos += [{**c, "collective_slug": tenants.a_slug} for c in combos]
+        methods = sorted(rule.methods or ())
+        with app.test_request_context():
+            for values, method in itertools.product(combos, methods):
+                url = app.url_for(rule.endpoint, **values)
+                calls.append(Call(rule.endpoint, method, url, values))
+    return calls, unmapped, skipped
+
+
+def test_owner_of_a_reaches_nothing_of_b_through_any_route(
+    client: FlaskClient, session: Session, app: Flask, tenants: Tenants
+) -> None:
+    calls, unmapped, skipped = plan_walk(app, tenants)
+    assert not unmapped, (
+        "Routes with arguments the isolation walker cannot map to collective B. Add the "
+        "argument to Tenants.b_args() (or, if it names no tenant data, to NON_TENANT_ARGS): "
+        + "; ".join(unmapped)
+    )
+    visited = {c.endpoint for c in calls}
+    assert visited >= KNOWN_TENANT_ENDPOINTS, KNOWN_TENANT_ENDPOINTS - visited
+    assert {"accounts.login", "static"} <= skipped  # the walker did classify, not skip all
+
+    login(client, tenants.a_owner)
+    token = csrf_token(client.get(f"/app/{tenants.a_slug}/members").get_data(as_text=True))
+    before = snapshot(session)
+    # The snapshot reads through row-level security, or comparing it would prove nothing.
+    assert len(before["memberships"]) == 3
+    assert len(before["invitations"]) == 1
+
+    def options_for_nothing(call: Call) -> tuple[int, str | None]:
+        """Flask answers OPTIONS from the rule alone (before any row is loaded) unless
+        the collective is refused first. That is fine as long as B's identifiers get
+        exactly the answer that identifiers of nothing at all get: no oracle."""
+        values = {
+            name: (
+                call.values[name]
+                if call.values[name] == tenants.a_slug
+                else "no-such-thing"
+                if isinstance(call.values[name], str)
+                else MAX_ID
+            )
+            for name in call.values
+        }
+        with app.test_request_context():
+            url = app.url_for(call.endpoint, **values)
+        answer = client.options(url)
+        return answer.status_code, answer.headers.get("Allow")
+
+    failures: list[str] = []
+    for call in calls:
+        if call.method == "OPTIONS":
+            answer = client.options(call.url)
+            got = (answer.status_code, answer.headers.get("Allow"))
+            if answer.status_code != 404 and got != options_for_nothing(call):
+                failures.append(f"OPTIONS {call.url} answers unlike one for nothing: {got}")
+            continue
+        data = {"csrf_token": token, **ATTACK_FORM} if call.method == "POST" else None
+        response = client.open(call.url, method=call.method, data=data)
+        body = response.get_data(as_text=True)
+        if response.status_code != 404:
+            failures.append(f"{call.method} {call.url} -> {response.status_code}")
+        leaked = [s for s in tenants.b_secrets if s in body]
+        if leaked:
+            failures.append(f"{call.method} {call.url} leaks {leaked}")
+    assert not failures, "\n".join(failures)
+    assert len(calls) >= 2 * len(KNOWN_TENANT_ENDPOINTS)
+    assert snapshot(session) == before
+
+    # Control: the same session does reach A's own pages, so the 404s above mean
+    # "not yours", not "not logged in".
+    for endpoint in ("dashboard", "collective_settings", "members"):
+        with app.test_request_context():
+            url = app.url_for(f"collectives.{endpoint}", collective_slug=tenants.a_slug)
+        assert client.get(url).status_code == 200, url
+
+
+def test_walker_fails_on_a_route_it_cannot_map(app: Flask, tenants: Tenants) -> None:
+    """A new route with an unfamiliar argument is flagged, never silently skipped."""
+    probe = Flask("probe")
+    probe.url_map.converters.update(app.url_map.converters)
+    probe.add_url_rule("/app/<slug:collective_slug>/letters/<id:letter_id>", "letters.show")
+    probe.add_url_rule("/things/<int:thing>", "things.show")
+    probe.add_url_rule("/invitations/<token>", "invitations.invitation")
+    probe.add_url_rule("/app/<slug:collective_slug>/", "collectives.dashboard")
+    calls, unmapped, _ = plan_walk(probe, tenants)
+    assert len(unmapped) == 2, unmapped
+    assert any("letter_id" in u for u in unmapped)
+    assert any("thing" in u for u in unmapped)
+    assert {c.endpoint for c in calls} == {"collectives.dashboard"}
+
+
+def test_owner_of_a_cannot_accept_an_invitation_to_b_sent_to_someone_else(
+    client: FlaskClient, session: Session, app: Flask, tenants: Tenants
+) -> None:
+    login(client, tenants.a_owner)
+    link = f"/invitations/{tenants.b_invitation_token}"
+    before = snapshot(session)
+    response = form_post(client, link, {})
+    assert 400 <= response.status_code < 500
+    assert "different email address" in response.get_data(as_text=True)
+    member_of_b = Membership.collective_id == tenants.b_id
+    assert _count(session, Membership, member_of_b, Membership.user_id == tenants.a_owner.id) == 0
+    assert snapshot(session) == before
+
+    # A guessed secret for B's invitation id is just an invalid link.
+    forged = f"/invitations/{tenants.b_invitation_id}.{'A' * 43}"
+    for method in ("GET", "POST"):
+        response = client.open(
+            forged,
+            method=method,
+            data={
+                "csrf_token": csrf_token(
+                    client.get(f"/app/{tenants.a_slug}/").get_data(as_text=True)
+                )
+            }
+            if method == "POST"
+            else None,
+        )
+        assert response.status_code == 404
+        assert tenants.b_secrets[0] not in response.get_data(as_text=True)
+    assert snapshot(session) == before
+
+
+def test_a_viewer_cannot_use_owner_actions(
+    other_client: FlaskClient, session: Session, app: Flask, tenants: Tenants
+) -> None:
+    a = session.get(Collective, tenants.a_id)
+    assert a is not None
+    viewer = make_user(session, app, email="viewer-a@example.org")
+    add_member(session, a, viewer, Role.VIEWER)
+    organiser = make_user(session, app, email="organiser-a@example.org")
+    organiser_membership = add_member(session, a, organiser, Role.ORGANISER)
+    set_current_collective(session, tenants.a_id)
+    owner_membership = session.scalar(
+        select(Membership).where(Membership.user_id == tenants.a_owner.id)
+    )
+    assert owner_membership is not None
+    with app.app_context():
+        invitation, _ = invite_member(
+            session,
+            app.extensions["chorus.settings"],
+            owner_membership,
+            a,
+            email="someone@example.org",
+            role=Role.VIEWER,
+        )
+    set_current_collective(session, None)
+
+    organiser_id, owner_id, invitation_id = (
+        organiser_membership.id,
+        owner_membership.id,
+        invitation.id,
+    )
+    login(other_client, viewer)
+    slug = tenants.a_slug
+    members_page = f"/app/{slug}/members"
+    assert other_client.get(members_page).status_code == 200  # viewers may look
+    before = snapshot(session)
+    attempts = [
+        (f"/app/{slug}/members/{organiser_id}/role", {"role": "viewer"}, "owners"),
+        (f"/app/{slug}/members/{owner_id}/role", {"role": "viewer"}, "owners"),
+        (f"/app/{slug}/members/{organiser_id}/remove", {}, "owners"),
+        (f"/app/{slug}/invitations/{invitation_id}/revoke", {}, "owners or organisers"),
+        (members_page, {"email": "friend@example.org", "role": "owner"}, "owners or organisers"),
+        (f"/app/{slug}/settings", {"name": "Renamed", "contact_address": "X"}, "owners"),
+    ]
+    for action, data, who in attempts:
+        response = form_post(other_client, members_page, data, action=action)
+        body = response.get_data(as_text=True)
+        assert response.status_code == 403, (action, response.status_code)
+        assert f"Only {who} of this collective can do that." in body, action
+    assert snapshot(session) == before
