@@ -319,3 +319,28 @@ def test_unverified_people_cannot_create_collectives(session: Session, app: Flas
         create_collective(session, person, name="N", slug="n-slug", contact_address="A")
     with system_scope(session):
         assert session.scalar(select(Collective).where(Collective.slug == "n-slug")) is None
+
+
+def test_owner_chooses_when_a_second_organiser_must_approve(
+    client: FlaskClient, session: Session, app: Flask
+) -> None:
+    owner = make_user(session, app)
+    collective = make_collective(session, owner)
+    login(client, owner)
+    page = f"/app/{collective.slug}/settings"
+    response = form_post(
+        client,
+        page,
+        {"name": collective.name, "contact_address": "1 Street", "second_approver": "on"},
+    )
+    assert response.status_code == 302
+    session.expire_all()
+    assert session.get(Collective, collective.id).second_approver == "on"
+    bogus = form_post(
+        client,
+        page,
+        {"name": collective.name, "contact_address": "1 Street", "second_approver": "maybe"},
+    )
+    assert bogus.status_code == 422
+    session.expire_all()
+    assert session.get(Collective, collective.id).second_approver == "on"

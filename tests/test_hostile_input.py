@@ -198,8 +198,12 @@ FORMS = [
         "/app/{slug}/settings",
         who="owner",
         done=sql("select name || contact_address from collectives where id = :cid"),
-        valid={"name": "Renamed Base", "contact_address": "2 Other Street"},
-        kinds={"name": Kind.LINE, "contact_address": Kind.TEXTAREA},
+        valid={
+            "name": "Renamed Base",
+            "contact_address": "2 Other Street",
+            "second_approver": "on",
+        },
+        kinds={"name": Kind.LINE, "contact_address": Kind.TEXTAREA, "second_approver": Kind.CHOICE},
         stored={
             "name": "select name from collectives where id = :cid",
             "contact_address": "select contact_address from collectives where id = :cid",

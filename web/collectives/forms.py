@@ -3,6 +3,7 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from wtforms import EmailField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
+from wtforms.validators import InputRequired
 
 from web.collectives.models import Role
 from web.forms import email_address, max_length, no_control_characters, required, strip
@@ -31,9 +32,23 @@ class CollectiveForm(FlaskForm):
     )
 
 
+SECOND_APPROVER_CHOICES = [
+    SelectChoice("auto", "When the collective has two or more organisers (recommended)"),
+    SelectChoice("on", "Always"),
+    SelectChoice("off", "Never"),
+]
+
+
 class CollectiveSettingsForm(FlaskForm):
     name = CollectiveForm.name
     contact_address = CollectiveForm.contact_address
+    second_approver = SelectField(
+        "Ask a second organiser to approve letters before publication",
+        choices=SECOND_APPROVER_CHOICES,
+        default="auto",
+        validate_choice=True,
+        validators=[InputRequired(message="Choose when a second organiser must approve letters.")],
+    )
 
 
 class InviteForm(FlaskForm):

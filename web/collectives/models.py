@@ -37,9 +37,7 @@ class Collective(IdMixin, TimestampMixin, Base):
     contact_address: Mapped[str] = mapped_column(Text)
     # Whether publishing needs a second organiser's approval: "auto" means yes once the
     # collective has two or more organisers (owners count), "on" always, "off" never.
-    second_approver: Mapped[str] = mapped_column(
-        String(8), default="auto", server_default="auto"
-    )
+    second_approver: Mapped[str] = mapped_column(String(8), default="auto", server_default="auto")
 
 
 class Membership(TenantScoped, IdMixin, TimestampMixin, Base):

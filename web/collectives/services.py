@@ -98,12 +98,17 @@ def update_collective(
     *,
     name: str,
     contact_address: str,
+    second_approver: str | None = None,
 ) -> Collective:
     require_role(actor_membership, Role.OWNER)
     if not name.strip():
         raise CollectiveError("Give the collective a name.")
+    if second_approver is not None and second_approver not in {"auto", "on", "off"}:
+        raise CollectiveError("Choose when a second organiser must approve letters.")
     collective.name = name.strip()
     collective.contact_address = contact_address.strip()
+    if second_approver is not None:
+        collective.second_approver = second_approver
     session.flush()
     return collective
 

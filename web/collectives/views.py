@@ -101,6 +101,7 @@ def collective_settings() -> Response | tuple[str, int]:
                 collective,
                 name=form.name.data or "",
                 contact_address=form.contact_address.data or "",
+                second_approver=form.second_approver.data,
             )
         except PermissionError as exc:
             return _forbidden(exc)
