@@ -9,7 +9,9 @@ import time
 
 def bench_test_suite() -> None:
     start = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], check=False
+    )
     print(f"make test equivalent: exit {result.returncode}, {time.monotonic() - start:.1f} s wall")
 
 

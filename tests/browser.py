@@ -27,6 +27,7 @@ from playwright.sync_api import (
     Browser,
     BrowserContext,
     ConsoleMessage,
+    Locator,
     Page,
     Playwright,
     Request,
@@ -270,3 +271,40 @@ def assert_session_cookie_is_secure(context: BrowserContext, url: str) -> None:
     assert "chorus_session" in cookies, f"no session cookie for {url}: {list(cookies)}"
     assert cookies["chorus_session"]["secure"], "the session cookie lost its Secure flag"
     assert cookies["chorus_session"]["httpOnly"], "the session cookie lost its HttpOnly flag"
+
+
+def tab_until_focused(page: Page, target: Locator, max_presses: int = 12) -> None:
+    """Press Tab until `target` has the focus; fail if it is not reached (not in the tab
+    order, or a focus trap before it)."""
+    for _ in range(max_presses):
+        if target.evaluate("el => el === document.activeElement"):
+            return
+        page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement && document.activeElement.outerHTML")
+    raise AssertionError(f"{max_presses} presses of Tab never reached {target}; at {focused}")
+
+
+def assert_fits_viewport(page: Page) -> None:
+    """No horizontal scrolling: the document is no wider than the viewport.
+
+    A mobile context (`is_mobile=True`) zooms out to show content that overflows, which
+    widens `innerWidth` too; so the width is also compared with the viewport asked for."""
+    widths = page.evaluate(
+        "() => ({scroll: document.documentElement.scrollWidth, inner: window.innerWidth})"
+    )
+    size = page.viewport_size
+    limit = min(widths["inner"], size["width"]) if size else widths["inner"]
+    if widths["scroll"] <= limit and widths["inner"] <= limit:
+        return
+    wide = page.evaluate(
+        """limit => [...document.querySelectorAll('body *')]
+            .filter(el => el.getBoundingClientRect().right > limit + 0.5
+                || (el.scrollWidth > el.clientWidth + 1
+                    && getComputedStyle(el).overflowX === 'visible'))
+            .slice(-5).map(el => el.outerHTML.slice(0, 120))""",
+        limit,
+    )
+    raise AssertionError(
+        f"{page.url} scrolls sideways: {widths['scroll']} px wide (innerWidth "
+        f"{widths['inner']} px) in a {limit} px viewport; too wide: {wide}"
+    )

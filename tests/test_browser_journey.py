@@ -20,6 +20,7 @@ from tests.browser import (
     LiveServer,
     assert_session_cookie_is_secure,
     serve_live_app,
+    tab_until_focused,
     wait_for_link,
 )
 from tests.conftest import Mailbox
@@ -231,17 +232,6 @@ def test_keyboard_only_login_shows_the_error_summary(
     expect(password).to_be_focused()
 
     a11y.assert_every_page_checked()
-
-
-def tab_until_focused(page: Page, target: Locator, max_presses: int = 12) -> None:
-    """Press Tab until `target` has the focus; fail if it is not reached (not in the tab
-    order, or a focus trap before it)."""
-    for _ in range(max_presses):
-        if target.evaluate("el => el === document.activeElement"):
-            return
-        page.keyboard.press("Tab")
-    focused = page.evaluate("document.activeElement && document.activeElement.outerHTML")
-    raise AssertionError(f"{max_presses} presses of Tab never reached {target}; at {focused}")
 
 
 @pytest.mark.browser

@@ -7,6 +7,10 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
+    from web.recipients.cli import recipients_cli
+
+    app.cli.add_command(recipients_cli)
+
     @app.cli.command("seed-demo")
     def seed_demo_command() -> None:
         """Create the Demo Collective and its owner (once)."""

@@ -12,6 +12,7 @@ from web.accounts.models import User
 from web.accounts.services import find_user_by_email, password_hasher
 from web.collectives.models import Collective, Membership, Role
 from web.db import utcnow
+from web.recipients.services import import_directory, read_directory_file
 from web.tenancy import set_current_collective
 
 DEMO_EMAIL = "demo@chorus.localhost"
@@ -34,6 +35,9 @@ def seed_demo(app: Flask) -> tuple[str, str, bool]:
     settings = app.extensions["chorus.settings"]
     password = demo_password(Path(settings.instance_path))
     with app.app_context(), app.extensions["chorus.db"].session_scope() as session:
+        # The directory of departments: missing entries are added on every start; entries
+        # already there (perhaps edited by the operator) are left alone.
+        import_directory(session, read_directory_file(), overwrite=False)
         if find_user_by_email(session, DEMO_EMAIL) is not None:
             return DEMO_EMAIL, password, False
         user = User(

@@ -557,6 +557,12 @@ def publish(
     return version
 
 
+def has_unpublished_changes(session: Session, campaign: Campaign) -> bool:
+    """Whether the draft differs from the latest published version."""
+    latest = current_version(session, campaign)
+    return latest is None or latest.sha256 != _sha256(campaign.letter_content())
+
+
 def _sha256(content: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_text(content).encode()).hexdigest()
 

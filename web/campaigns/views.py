@@ -101,6 +101,7 @@ def _render_overview(
         ),
         style=style_for(campaign.audience_style),
         state=CampaignState,
+        unpublished_changes=services.has_unpublished_changes(s, campaign),
     )
 
 

@@ -92,6 +92,9 @@ def dashboard() -> str:
 @bp.route("/<slug:collective_slug>/settings", methods=["GET", "POST"])
 def collective_settings() -> Response | tuple[str, int]:
     collective: Collective = g.collective
+    if request.method == "POST" and _membership().role != Role.OWNER:
+        # The role decides before the form: a viewer learns they may not, not what is missing.
+        return _forbidden(PermissionError("Only owners of this collective can do that."))
     form = CollectiveSettingsForm(obj=collective)
     if form.validate_on_submit():
         try:

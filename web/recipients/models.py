@@ -66,9 +66,7 @@ class Recipient(SharedOrTenantScoped, IdMixin, TimestampMixin, Base):
     nation: Mapped[str] = mapped_column(
         String(32), default=Nation.ENGLAND_AND_WALES.value, server_default="england-and-wales"
     )
-    email_domains: Mapped[list[str]] = mapped_column(
-        ARRAY(Text), default=list, server_default="{}"
-    )
+    email_domains: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list, server_default="{}")
     correspondence_email: Mapped[str] = mapped_column(String(254), default="", server_default="")
     escalation_email: Mapped[str] = mapped_column(String(254), default="", server_default="")
 
