@@ -550,3 +550,22 @@ def test_new_campaign_form_through_the_web(
     dashboard = client.get(f"/app/{collective.slug}/").get_data(as_text=True)
     assert "Fix PIP" in dashboard
     assert "Draft" in dashboard
+
+
+def test_published_versions_cannot_be_changed_even_with_raw_sql(
+    session: Session, app: Flask, dwp: Recipient
+) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    owner = make_user(session, app)
+    collective = make_collective(session, owner)
+    member = _membership(session, collective, owner.id)
+    version = services.publish(session, member, collective, _ready_campaign(session, member, dwp))
+    with pytest.raises(DBAPIError, match="permission denied"), session.begin_nested():
+        session.execute(
+            text("update letter_versions set canonical_text = 'forged' where id = :id"),
+            {"id": version.id},
+        )
+    session.expire_all()
+    assert session.get(LetterVersion, version.id).canonical_text != "forged"
