@@ -35,6 +35,8 @@ NON_TENANT_ARGS = {
 }
 # Bearer links: the secret in the link is the authority. Tested separately below.
 BEARER_ARGS = {"token"}
+# Bearer links that live under a collective's address: walked with B's identifiers.
+SCOPED_BEARERS = {("public.confirm", "token")}
 
 # Routes the walker must have visited, so that a broken walker cannot pass vacuously.
 KNOWN_TENANT_ENDPOINTS = {
@@ -205,16 +207,22 @@ def plan_walk(app: Flask, tenants: Tenants) -> tuple[list[Call], list[str], set[
         harmless = {a for a in arguments if (rule.endpoint, a) in NON_TENANT_ARGS}
         bearer = arguments & BEARER_ARGS
         unknown = arguments - mapped - harmless - bearer
-        if unknown or (bearer and mapped):
+        if unknown or (bearer and mapped and (rule.endpoint, "token") not in SCOPED_BEARERS):
             unmapped.append(f"{rule.rule} ({rule.endpoint}): {sorted(unknown | bearer)}")
             continue
+        rule_args = b_args
+        if bearer and mapped:
+            # A bearer link under B's address (a signature confirmation): the address alone
+            # must answer 404, whatever the secret.
+            mapped = mapped | bearer
+            rule_args = {**b_args, "token": ["1." + "A" * 43]}
         if not mapped:
             skipped.add(rule.endpoint)
             continue
         names = sorted(mapped)
         combos = [
             dict(zip(names, values, strict=True))
-            for values in itertools.product(*(b_args[n] for n in names))
+            for values in itertools.product(*(rule_args[n] for n in names))
         ]
         if "collective_slug" in mapped and len(mapped) > 1:
             # Our own collective's slug with B's ids: the classic insecure direct reference.

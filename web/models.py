@@ -5,6 +5,7 @@ from web.campaigns.models import Campaign, LetterRevision, LetterVersion, Review
 from web.collectives.models import Collective, Invitation, Membership
 from web.outbox import OutboxMessage
 from web.recipients.models import Recipient
+from web.signatures.models import Signature, SignatureCount
 
 __all__ = [
     "Campaign",
@@ -16,6 +17,8 @@ __all__ = [
     "OutboxMessage",
     "Recipient",
     "ReviewEvent",
+    "Signature",
+    "SignatureCount",
     "User",
     "UserToken",
 ]

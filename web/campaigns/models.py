@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     DateTime,
@@ -73,6 +74,7 @@ class Campaign(TenantScoped, IdMixin, TimestampMixin, Base):
         CheckConstraint(f"state IN ({_values(CampaignState)})", name="state"),
         CheckConstraint(f"audience_style IN ({_values(AudienceStyle)})", name="audience_style"),
         CheckConstraint("signature_target IS NULL OR signature_target > 0", name="target"),
+        CheckConstraint("postcode_mode IN ('off', 'optional', 'required')", name="postcode_mode"),
     )
 
     kind: Mapped[str] = mapped_column(String(32))
@@ -109,6 +111,11 @@ class Campaign(TenantScoped, IdMixin, TimestampMixin, Base):
     )
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revision_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Signing form options: postcode "off" | "optional" | "required"; own words on or off.
+    postcode_mode: Mapped[str] = mapped_column(
+        String(8), default="optional", server_default="optional"
+    )
+    statements_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
 
     recipient: Mapped[Recipient | None] = relationship(lazy="joined")
 

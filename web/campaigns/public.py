@@ -6,8 +6,12 @@ published campaigns are shown (a draft's address answers 404 like any unknown on
 
 from __future__ import annotations
 
+import json
+import time
+
 import segno
-from flask import Blueprint, abort, current_app, g, render_template
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from markupsafe import Markup
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -17,8 +21,12 @@ from web.campaigns.markdown import render_markdown
 from web.campaigns.models import Campaign, CampaignKind, CampaignState, LetterVersion
 from web.campaigns.styles import salutation
 from web.collectives.models import Collective
+from web.extensions import limiter
+from web.forms import ConfirmForm
 from web.http import db_session
 from web.recipients.models import Recipient
+from web.signatures import services as signing
+from web.signatures.forms import SignForm
 from web.tenancy import set_current_collective
 
 bp = Blueprint("public", __name__)
@@ -65,13 +73,18 @@ def _letter_context(campaign: Campaign, version: LetterVersion) -> dict[str, obj
     }
 
 
-@bp.get(CAMPAIGN)
-def campaign_page(collective_slug: str, campaign_slug: str) -> str:
-    collective, campaign = _load(collective_slug, campaign_slug)
+def _render_campaign(
+    collective: Collective, campaign: Campaign, form: SignForm | None = None, error: str = ""
+) -> str:
     s = db_session()
     version = services.current_version(s, campaign)
     if version is None:
         abort(404)
+    if form is None:
+        form = SignForm()
+    form.started.data = _started_token()
+    if campaign.postcode_mode == "optional":
+        form.postcode.label.text = "Postcode (optional)"
     return render_template(
         "public/campaign.html",
         collective=collective,
@@ -79,10 +92,151 @@ def campaign_page(collective_slug: str, campaign_slug: str) -> str:
         version=version,
         versions=services.list_versions(s, campaign),
         public_url=_public_url(collective, campaign),
-        verified_count=0,  # the Signing issue fills this in
+        verified_count=signing.verified_count(s, campaign),
+        names=signing.public_names(s, campaign),
         is_collecting=campaign.state == CampaignState.COLLECTING.value,
+        form=form,
+        sign_error=error,
         **_letter_context(campaign, version),
     )
+
+
+@bp.get(CAMPAIGN)
+def campaign_page(collective_slug: str, campaign_slug: str) -> str:
+    collective, campaign = _load(collective_slug, campaign_slug)
+    return _render_campaign(collective, campaign)
+
+
+def _started_token() -> str:
+    return URLSafeTimedSerializer(current_app.secret_key or "", salt="sign-form").dumps(
+        int(time.time())
+    )
+
+
+def _suspicion(form: SignForm) -> str:
+    """Why a submission looks automated, or "" for a person."""
+    if form.website.data:
+        return "honeypot"
+    try:
+        shown = URLSafeTimedSerializer(current_app.secret_key or "", salt="sign-form").loads(
+            form.started.data or "", max_age=7 * 24 * 3600
+        )
+    except (BadSignature, SignatureExpired):
+        return "no-form-timestamp"
+    if time.time() - float(shown) < signing.MIN_FILL_SECONDS:
+        return "too-fast"
+    return ""
+
+
+def _campaign_key() -> str:
+    view_args = request.view_args or {}
+    return f"sign:{view_args.get('collective_slug')}/{view_args.get('campaign_slug')}"
+
+
+@bp.post(f"{CAMPAIGN}/sign")
+@limiter.limit("5 per minute;30 per hour;100 per day")
+@limiter.limit("3000 per minute", key_func=_campaign_key)
+def sign(collective_slug: str, campaign_slug: str) -> Response | tuple[str, int]:
+    collective, campaign = _load(collective_slug, campaign_slug)
+    form = SignForm()
+    if not form.validate_on_submit():
+        return _render_campaign(collective, campaign, form), 422
+    try:
+        signing.record_signature(
+            db_session(),
+            current_app.extensions["chorus.settings"],
+            campaign,
+            name=form.name.data or "",
+            email=form.email.data or "",
+            postcode=form.postcode.data or "",
+            statement=form.statement.data or "",
+            show_name=bool(form.show_name.data),
+            wants_updates=bool(form.wants_updates.data),
+            ip=request.remote_addr,
+            suspicious=_suspicion(form),
+        )
+    except signing.SigningError as exc:
+        field = getattr(form, exc.field, None)
+        if field is not None and exc.field != "token":
+            field.errors = [*field.errors, str(exc)]
+            return _render_campaign(collective, campaign, form), 422
+        return _render_campaign(collective, campaign, form, error=str(exc)), 422
+    return redirect(
+        url_for(
+            "public.check_email",
+            collective_slug=collective.slug,
+            campaign_slug=campaign.slug,
+        ),
+        303,
+    )
+
+
+@bp.get(f"{CAMPAIGN}/sign/check-email")
+def check_email(collective_slug: str, campaign_slug: str) -> str:
+    collective, campaign = _load(collective_slug, campaign_slug)
+    return render_template("public/check_email.html", collective=collective, campaign=campaign)
+
+
+@bp.route(f"{CAMPAIGN}/confirm/<token>", methods=["GET", "POST"])
+@limiter.limit("30 per minute", methods=["POST"])
+def confirm(collective_slug: str, campaign_slug: str, token: str) -> Response | tuple[str, int]:
+    """GET shows one button; only the POST confirms, so mail scanners that open links
+    cannot sign on anyone's behalf."""
+    collective, campaign = _load(collective_slug, campaign_slug)
+    s = db_session()
+    try:
+        signature = signing.find_by_token(s, campaign, token)
+    except signing.SigningError as exc:
+        return render_template(
+            "public/confirm.html",
+            collective=collective,
+            campaign=campaign,
+            error=str(exc),
+            form=ConfirmForm(),
+            signature=None,
+        ), 404
+    form = ConfirmForm()
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            abort(400)
+        signing.confirm_signature(s, campaign, token)
+        return redirect(
+            url_for("public.thanks", collective_slug=collective.slug, campaign_slug=campaign.slug),
+            303,
+        )
+    return render_template(
+        "public/confirm.html",
+        collective=collective,
+        campaign=campaign,
+        error="",
+        form=form,
+        signature=signature,
+    ), 200
+
+
+@bp.get(f"{CAMPAIGN}/thanks")
+def thanks(collective_slug: str, campaign_slug: str) -> str:
+    collective, campaign = _load(collective_slug, campaign_slug)
+    return render_template(
+        "public/thanks.html",
+        collective=collective,
+        campaign=campaign,
+        verified_count=signing.verified_count(db_session(), campaign),
+        public_url=_public_url(collective, campaign),
+    )
+
+
+@bp.get(f"{CAMPAIGN}/count.json")
+@limiter.exempt
+def count_json(collective_slug: str, campaign_slug: str) -> Response:
+    _, campaign = _load(collective_slug, campaign_slug)
+    body = json.dumps(
+        {"campaign": campaign.slug, "verified": signing.verified_count(db_session(), campaign)}
+    )
+    response = Response(body, mimetype="application/json")
+    response.headers["Cache-Control"] = "public, max-age=5, stale-while-revalidate=10"
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
 
 
 @bp.get(f"{CAMPAIGN}/versions/<id:number>")
@@ -133,7 +287,7 @@ def embed(collective_slug: str, campaign_slug: str) -> Response:
         collective=collective,
         campaign=campaign,
         public_url=_public_url(collective, campaign),
-        verified_count=0,
+        verified_count=signing.verified_count(db_session(), campaign),
     )
     response = Response(html, mimetype="text/html")
     # The widget is meant to be framed by other sites; every other page refuses framing.

@@ -549,6 +549,11 @@ def publish(
         published_by_id=actor.user_id,
     )
     session.add(version)
+    session.flush()
+    if version.number > 1:
+        from web.signatures.services import mark_reconsent_needed
+
+        mark_reconsent_needed(session, campaign, version)
     if state is not CampaignState.COLLECTING:
         _transition(campaign, CampaignState.COLLECTING)
     if campaign.published_at is None:
