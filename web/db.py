@@ -8,7 +8,8 @@ exactly one place.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import enum
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,11 @@ NAMING_CONVENTION = {
 }
 
 APP_ROLE = "chorus_app"
+
+
+def sql_in(values: Iterable[enum.StrEnum]) -> str:
+    """`'a', 'b'` for a CHECK constraint listing an enum's values."""
+    return ", ".join(f"'{v.value}'" for v in values)
 
 
 def utcnow() -> datetime:

@@ -23,7 +23,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from web.accounts.models import User
-from web.db import Base, IdMixin, TimestampMixin, utcnow
+from web.db import Base, IdMixin, TimestampMixin, sql_in, utcnow
 from web.recipients.models import Recipient
 from web.tenancy import TenantScoped
 
@@ -62,17 +62,13 @@ class AudienceStyle(enum.StrEnum):
     LOCAL_AUTHORITY = "local_authority"
 
 
-def _values(kind: type[enum.StrEnum]) -> str:
-    return ", ".join(f"'{v.value}'" for v in kind)
-
-
 class Campaign(TenantScoped, IdMixin, TimestampMixin, Base):
     __tablename__ = "campaigns"
     __table_args__ = (
         UniqueConstraint("collective_id", "slug"),
-        CheckConstraint(f"kind IN ({_values(CampaignKind)})", name="kind"),
-        CheckConstraint(f"state IN ({_values(CampaignState)})", name="state"),
-        CheckConstraint(f"audience_style IN ({_values(AudienceStyle)})", name="audience_style"),
+        CheckConstraint(f"kind IN ({sql_in(CampaignKind)})", name="kind"),
+        CheckConstraint(f"state IN ({sql_in(CampaignState)})", name="state"),
+        CheckConstraint(f"audience_style IN ({sql_in(AudienceStyle)})", name="audience_style"),
         CheckConstraint("signature_target IS NULL OR signature_target > 0", name="target"),
         CheckConstraint("postcode_mode IN ('off', 'optional', 'required')", name="postcode_mode"),
     )

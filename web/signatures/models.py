@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from web.db import Base, IdMixin, TimestampMixin
+from web.db import Base, IdMixin, TimestampMixin, sql_in
 from web.tenancy import TenantScoped
 
 
@@ -37,17 +37,13 @@ class SignatureMethod(enum.StrEnum):
     PAPER = "paper"
 
 
-def _values(kind: type[enum.StrEnum]) -> str:
-    return ", ".join(f"'{v.value}'" for v in kind)
-
-
 class Signature(TenantScoped, IdMixin, TimestampMixin, Base):
     __tablename__ = "signatures"
     __table_args__ = (
         # One signature per person per campaign, whatever alias of the address they use.
         UniqueConstraint("campaign_id", "email_canonical"),
-        CheckConstraint(f"status IN ({_values(SignatureStatus)})", name="status"),
-        CheckConstraint(f"method IN ({_values(SignatureMethod)})", name="method"),
+        CheckConstraint(f"status IN ({sql_in(SignatureStatus)})", name="status"),
+        CheckConstraint(f"method IN ({sql_in(SignatureMethod)})", name="method"),
     )
 
     campaign_id: Mapped[int] = mapped_column(
