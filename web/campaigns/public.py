@@ -32,6 +32,7 @@ from web.tenancy import set_current_collective
 bp = Blueprint("public", __name__)
 
 CAMPAIGN = "/<slug:collective_slug>/<slug:campaign_slug>"
+COUNT_TTL = 2  # seconds a count.json answer is reused
 
 
 def _load(collective_slug: str, campaign_slug: str) -> tuple[Collective, Campaign]:
@@ -229,10 +230,18 @@ def thanks(collective_slug: str, campaign_slug: str) -> str:
 @bp.get(f"{CAMPAIGN}/count.json")
 @limiter.exempt
 def count_json(collective_slug: str, campaign_slug: str) -> Response:
-    _, campaign = _load(collective_slug, campaign_slug)
-    body = json.dumps(
-        {"campaign": campaign.slug, "verified": signing.verified_count(db_session(), campaign)}
-    )
+    """The public count, for widgets and pages that poll it. The answer is kept in Redis
+    for COUNT_TTL seconds, so a burst of readers costs one database read per interval."""
+    redis = current_app.extensions["chorus.redis"]
+    prefix = current_app.extensions["chorus.settings"].rq_queue_prefix
+    key = f"{prefix}chorus:count:{collective_slug}/{campaign_slug}"
+    body = redis.get(key)
+    if body is None:
+        _, campaign = _load(collective_slug, campaign_slug)
+        body = json.dumps(
+            {"campaign": campaign.slug, "verified": signing.verified_count(db_session(), campaign)}
+        )
+        redis.set(key, body, ex=COUNT_TTL)
     response = Response(body, mimetype="application/json")
     response.headers["Cache-Control"] = "public, max-age=5, stale-while-revalidate=10"
     response.headers["Access-Control-Allow-Origin"] = "*"
