@@ -73,6 +73,12 @@ def test_committed_email_is_sent_by_a_real_worker_with_text_and_html(
         s.close()
     [msg] = mailbox.to("reader@example.org")
     assert msg["Subject"] == "Hello from the outbox"
+    with app.app_context():
+        s = _new_session(app)
+        sent = s.get(OutboxMessage, row.id)
+        assert sent is not None
+        assert set(sent.payload) == {"to", "subject", "message_id"}  # no body, no live link
+        s.close()
     assert msg.get_body(preferencelist=("plain",)).get_content().strip() == "Plain words."
     assert "<p>Plain words.</p>" in msg.get_body(preferencelist=("html",)).get_content()
 
@@ -252,3 +258,39 @@ def test_cron_enqueues_each_slot_once_even_with_two_schedulers(
     default = Queue(queue_name(settings, "default"), connection=redis)
     assert len(default.get_job_ids()) == len(SCHEDULE)
     assert "reconcile-outbox" in tick(redis, settings, now=now + 61)
+
+
+def test_finished_outbox_rows_are_purged_after_a_week(
+    app: Flask, db_connection: object, redis: Redis
+) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from web.db import utcnow
+    from workers.jobs.system import purge_expired
+
+    with app.app_context():
+        s = _new_session(app)
+        old = _queue_test_email(s, to="old@example.org")
+        fresh = _queue_test_email(s, to="fresh@example.org")
+        owed = _queue_test_email(s, to="owed@example.org")
+        s.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_([old.id, owed.id]))
+            .values(created_at=utcnow() - timedelta(days=8))
+        )
+        s.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_([old.id, fresh.id]))
+            .values(done_at=utcnow())
+        )
+        s.commit()
+        s.close()
+    purge_expired()
+    with app.app_context():
+        s = _new_session(app)
+        remaining = {r.id for r in s.query(OutboxMessage).all()}
+        s.close()
+    assert old.id not in remaining
+    assert {fresh.id, owed.id} <= remaining  # recent, or still owed: kept

@@ -35,7 +35,7 @@ class Recurring:
 
 SCHEDULE = (
     Recurring("reconcile-outbox", "workers.jobs.system.reconcile_outbox", 60),
-    Recurring("purge-tokens", "workers.jobs.system.purge_tokens", 3600),
+    Recurring("purge-expired", "workers.jobs.system.purge_expired", 3600),
     Recurring("reconcile-counts", "workers.jobs.signatures.reconcile_signature_counts", 300),
 )
 

@@ -8,6 +8,8 @@ from web.mail import PermanentMailError, build_message, send_messages
 from web.outbox import OutboxMessage
 from workers.context import PermanentJobError, job, settings
 
+SENT_KEYS = ("to", "subject", "message_id")
+
 
 @job
 def send_outbox_email(session: Session, row: OutboxMessage) -> None:
@@ -22,3 +24,6 @@ def send_outbox_email(session: Session, row: OutboxMessage) -> None:
         send_messages(config, [message])
     except PermanentMailError as exc:
         raise PermanentJobError(f"The mail server refused this message: {exc}") from exc
+    # The body holds live links (verification, reset, confirmation): once sent, keep only
+    # what identifies the message, so a read of the database reveals no usable secret.
+    row.payload = {key: row.payload.get(key) for key in SENT_KEYS}

@@ -64,6 +64,17 @@ def reconcile_outbox(session: Session, limit: int = 500) -> int:
 
 
 @system_job
-def purge_tokens(session: Session) -> int:
-    """Delete email-link tokens that expired over a day ago."""
-    return purge_expired_tokens(session)
+def purge_expired(session: Session) -> int:
+    """Delete email-link tokens that expired over a day ago, and outbox rows finished over
+    a week ago. Idempotent."""
+    cutoff = utcnow() - timedelta(days=7)
+    old = session.scalars(
+        select(OutboxMessage).where(
+            OutboxMessage.created_at < cutoff,
+            (OutboxMessage.done_at.is_not(None)) | (OutboxMessage.failed_at.is_not(None)),
+        )
+    ).all()
+    for row in old:
+        session.delete(row)
+    session.flush()
+    return purge_expired_tokens(session) + len(old)
