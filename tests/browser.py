@@ -32,6 +32,7 @@ from playwright.sync_api import (
     Playwright,
     Request,
     Response,
+    Route,
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -239,15 +240,40 @@ class A11y:
         page.wait_for_load_state("load")
         results = self.axe.run(page)
         self.pages_checked += 1
+        self._mark_checked(page)
+        blocking = [
+            v for v in results.response["violations"] if v.get("impact") in BLOCKING_IMPACTS
+        ]
+        assert not blocking, format_violations(page.url, blocking)
+
+    def check_without_scripts(self, page: Page, twin: Page) -> None:
+        """axe-core for a page in a context with JavaScript disabled, where axe cannot
+        run (its promises never settle). The document `page` shows is served, as is, to
+        `twin` (a page of a JavaScript-enabled context) at the same address, so the
+        app's stylesheet still loads and colour contrast is judged; then `check` runs
+        there and `page`'s current document counts as checked."""
+        page.wait_for_load_state("load")
+        address, html = page.url, page.content()
+        document = address.split("#", 1)[0]
+
+        def serve_snapshot(route: Route) -> None:
+            route.fulfill(status=200, content_type="text/html; charset=utf-8", body=html)
+
+        twin.route(lambda u: u.split("#", 1)[0] == document, serve_snapshot)
+        try:
+            twin.goto(address)
+            self.check(twin)
+        finally:
+            twin.unroute_all()
+        self._mark_checked(page)
+
+    def _mark_checked(self, page: Page) -> None:
+        """Count `page`'s current document as checked (after every earlier one was)."""
         watch = self._watch_of(page)
         if watch is not None and watch.documents:
             skipped = [url for i, url in enumerate(watch.documents[:-1]) if i not in watch.checked]
             assert not skipped, f"axe was not run on these pages: {skipped}"
             watch.checked.add(len(watch.documents) - 1)
-        blocking = [
-            v for v in results.response["violations"] if v.get("impact") in BLOCKING_IMPACTS
-        ]
-        assert not blocking, format_violations(page.url, blocking)
 
     def assert_every_page_checked(self) -> None:
         for watch in self.watches:
