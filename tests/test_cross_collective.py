@@ -50,6 +50,12 @@ KNOWN_TENANT_ENDPOINTS = {
     "recipients.edit",
     "recipients.delete",
     "recipients_admin.admin_edit",
+    "signatures.counts",
+    "signatures.moderation",
+    "signatures.restore",
+    "signatures.reject",
+    "signatures.bulk",
+    "signatures.bulk_reject",
 }
 
 # Plausible form data for any POST: every field an attacker might hope a form reads.
@@ -115,6 +121,36 @@ def _b_campaign(session: Session, owner_membership: Membership) -> dict[str, lis
     return {"campaign_id": [campaign.id], "campaign_slug": [campaign.slug], "number": [1]}
 
 
+def _b_signature(session: Session, campaign_id: int) -> dict[str, list[Any]]:
+    """A quarantined signature in B (on its draft campaign, which stays unpublished: the
+    version is written directly), for the signature moderation routes."""
+    try:
+        from web.signatures.models import Signature
+    except ImportError:  # no signatures area in this tree
+        return {}
+    from web.campaigns.models import LetterVersion
+
+    version = LetterVersion(
+        campaign_id=campaign_id, number=1, content={}, canonical_text="", sha256="0" * 64
+    )
+    session.add(version)
+    session.flush()
+    signature = Signature(
+        campaign_id=campaign_id,
+        letter_version_id=version.id,
+        name="Bravo Secret Signer",
+        email="secret-signer@bravo.example",
+        email_canonical="secret-signer@bravo.example",
+        status="quarantined",
+        quarantine_reason="honeypot",
+        secret_hash=b"\0" * 32,
+        ip_hash="b" * 64,
+    )
+    session.add(signature)
+    session.flush()
+    return {"signature_id": [signature.id]}
+
+
 def _b_recipient(session: Session, owner_membership: Membership) -> dict[str, list[Any]]:
     """A recipient of B's own (a council), for the recipient routes."""
     from web.recipients.services import create_recipient
@@ -149,6 +185,8 @@ def tenants(session: Session, app: Flask) -> Tenants:
         )
         extra_args = _b_campaign(session, b_owner_membership)
         extra_args |= _b_recipient(session, b_owner_membership)
+        if extra_args.get("campaign_id"):
+            extra_args |= _b_signature(session, extra_args["campaign_id"][0])
     tenants = Tenants(
         a_owner=a_owner,
         a_slug=a.slug,
@@ -168,6 +206,8 @@ def tenants(session: Session, app: Flask) -> Tenants:
             b.contact_address.splitlines()[0],
             "Bravo Secret Plan",
             "Bravo Secret Council",
+            "Bravo Secret Signer",
+            "secret-signer@bravo.example",
         ),
         b_extra_args=extra_args,
     )

@@ -108,6 +108,7 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
     from web.pages import bp as pages_bp
     from web.recipients.views import admin_bp as recipients_admin_bp
     from web.recipients.views import bp as recipients_bp
+    from web.signatures.views import bp as signatures_bp
 
     app.register_blueprint(pages_bp)
     app.register_blueprint(accounts_bp)
@@ -116,6 +117,7 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
     app.register_blueprint(recipients_bp)
     app.register_blueprint(recipients_admin_bp)
     app.register_blueprint(campaigns_bp)
+    app.register_blueprint(signatures_bp)
     if settings.is_development or settings.env == "test":
         from web.devtools.views import bp as dev_bp
 

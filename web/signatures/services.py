@@ -18,19 +18,31 @@ import hmac
 import random
 import re
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any, cast
 
 from disposable_email_domains import blocklist as disposable_domains
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    case,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from web import tokens
 from web.campaigns.models import Campaign, CampaignState, LetterVersion
+from web.collectives.models import Membership, Role
+from web.collectives.services import require_role
 from web.db import utcnow
 from web.emails import send_templated_email
 from web.settings import Settings
-from web.signatures.models import Signature, SignatureCount, SignatureStatus
+from web.signatures.models import Signature, SignatureCount, SignatureMethod, SignatureStatus
 
 MAX_CONFIRMATIONS = 3
 SHARDS = 8
@@ -413,3 +425,376 @@ def public_names(session: Session, campaign: Campaign, limit: int = 20) -> list[
         .limit(limit)
     ).all()
     return [{"name": s.name, "area": postcode_area(s.postcode)} for s in rows]
+
+
+# --- Organisers: counts, moderation and bulk invalidation ----------------------------
+#
+# Everything below reads with GROUP BY or pages through rows; nothing loads a campaign's
+# signatures into Python. Actions need an owner or organiser (`require_role`); reading
+# is open to every member. Like the rest of this module, these functions only flush.
+
+# UK postcode areas by ONS region or nation. An area that crosses a boundary (KT, DA,
+# HP, SY, CH, TD...) goes where most of its people live: good enough to show an organiser
+# and a department where support comes from, not a boundary service. Crown dependencies
+# (GY, JE, IM), BFPO and unrecognised areas count as "Unknown".
+_REGION_AREAS = {
+    "North East": "DH DL NE SR TS",
+    "North West": "BB BL CA CH CW FY L LA M OL PR SK WA WN",
+    "Yorkshire and the Humber": "BD DN HD HG HU HX LS S WF YO",
+    "East Midlands": "DE LE LN NG NN",
+    "West Midlands": "B CV DY HR ST SY TF WR WS WV",
+    "East of England": "AL CB CM CO IP LU NR PE SG SS WD",
+    "London": "BR CR E EC EN HA IG N NW RM SE SM SW TW UB W WC",
+    "South East": "BN CT DA GU HP KT ME MK OX PO RG RH SL SO TN",
+    "South West": "BA BH BS DT EX GL PL SN SP TA TQ TR",
+    "Wales": "CF LD LL NP SA",
+    "Scotland": "AB DD DG EH FK G HS IV KA KW KY ML PA PH TD ZE",
+    "Northern Ireland": "BT",
+}
+REGIONS: tuple[str, ...] = tuple(_REGION_AREAS)
+AREA_REGIONS: dict[str, str] = {
+    area: region for region, areas in _REGION_AREAS.items() for area in areas.split()
+}
+UNKNOWN_REGION = "Unknown"
+NO_POSTCODE = "Not given"
+STATUS_ORDER: tuple[str, ...] = tuple(s.value for s in SignatureStatus)
+METHOD_ORDER: tuple[str, ...] = tuple(m.value for m in SignatureMethod)
+MODERATION_PAGE_SIZE = 50
+# What a bulk invalidation may change: everything not already out of the count.
+BULK_STATUSES: tuple[str, ...] = (
+    SignatureStatus.PENDING.value,
+    SignatureStatus.VERIFIED.value,
+    SignatureStatus.QUARANTINED.value,
+)
+IP_HASH_MIN = 8
+_IP_HASH_RE = re.compile(r"[0-9a-f]+")
+_DOMAIN_LABEL_RE = re.compile(r"[^\W_](?:[\w-]{0,61}[^\W_])?")
+
+
+def region_for_postcode(postcode: str) -> str:
+    """The region or nation of a (normalised) postcode, "Not given" or "Unknown"."""
+    if not postcode.strip():
+        return NO_POSTCODE
+    return AREA_REGIONS.get(postcode_area(postcode.strip().upper()), UNKNOWN_REGION)
+
+
+class ModerationError(ValueError):
+    """An organiser must fix something; `field` names the form field, if any."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class SignatureNotFound(LookupError):
+    """No such signature in this campaign (or not in the state the action needs)."""
+
+
+class BulkCountChanged(ModerationError):
+    """The signatures matching a bulk invalidation changed between preview and confirm;
+    nothing was changed."""
+
+    def __init__(self, expected: int, found: int) -> None:
+        super().__init__(
+            "",
+            f"The preview said {expected:,} signature{'s' if expected != 1 else ''}, but "
+            f"{found:,} match now, so nothing was changed. Check the new preview and confirm "
+            "again.",
+        )
+        self.expected = expected
+        self.found = found
+
+
+def _require_moderator(actor: Membership) -> None:
+    require_role(actor, Role.OWNER, Role.ORGANISER)
+
+
+def _counted(campaign: Campaign) -> list[ColumnElement[bool]]:
+    """The signatures the public count is made of (as `reconcile_counts` counts them)."""
+    return [
+        Signature.campaign_id == campaign.id,
+        Signature.status == SignatureStatus.VERIFIED.value,
+        Signature.needs_reconsent.is_(False),
+    ]
+
+
+@dataclass(frozen=True)
+class SignatureReport:
+    """A campaign's numbers for its organisers. The method, region and daily numbers are
+    of the counted signatures (verified and, after a new version, re-confirmed)."""
+
+    verified_total: int  # the public count, from the shard rows
+    counted: int  # recounted from the signatures; differs from the total only by drift
+    awaiting_reconsent: int
+    by_status: list[tuple[str, int]]
+    by_method: list[tuple[str, int]]
+    by_region: list[tuple[str, int]]
+    per_day: list[tuple[date, int]]  # days with at least one confirmation, oldest first
+
+
+def signature_report(session: Session, campaign: Campaign) -> SignatureReport:
+    """Counts by status, method, region and day, each one GROUP BY query."""
+    statuses = counts_by_status(session, campaign)
+    methods = dict(
+        session.execute(
+            select(Signature.method, func.count())
+            .where(*_counted(campaign))
+            .group_by(Signature.method)
+        )
+        .tuples()
+        .all()
+    )
+    # '' for no postcode, '?' for one whose area cannot be read, else the area letters.
+    # Constants as literals: bound parameters would differ between SELECT and GROUP BY.
+    area = case(
+        (Signature.postcode == literal_column("''"), literal_column("''")),
+        else_=func.coalesce(
+            func.substring(Signature.postcode, literal_column("'^[A-Z]{1,2}'")),
+            literal_column("'?'"),
+        ),
+    )
+    regions: dict[str, int] = dict.fromkeys((*REGIONS, UNKNOWN_REGION, NO_POSTCODE), 0)
+    for code, n in session.execute(
+        select(area, func.count()).where(*_counted(campaign)).group_by(area)
+    ).tuples():
+        region = NO_POSTCODE if code == "" else AREA_REGIONS.get(code, UNKNOWN_REGION)
+        regions[region] += int(n)
+    day = func.date(func.timezone(literal_column("'UTC'"), Signature.verified_at))
+    per_day = [
+        (d, int(n))
+        for d, n in session.execute(
+            select(day, func.count())
+            .where(*_counted(campaign), Signature.verified_at.is_not(None))
+            .group_by(day)
+            .order_by(day)
+        ).tuples()
+    ]
+    awaiting = session.scalar(
+        select(func.count())
+        .select_from(Signature)
+        .where(
+            Signature.campaign_id == campaign.id,
+            Signature.status == SignatureStatus.VERIFIED.value,
+            Signature.needs_reconsent.is_(True),
+        )
+    )
+    return SignatureReport(
+        verified_total=verified_count(session, campaign),
+        counted=sum(int(n) for n in methods.values()),
+        awaiting_reconsent=int(awaiting or 0),
+        by_status=[(s, statuses.get(s, 0)) for s in STATUS_ORDER],
+        by_method=[(m, int(methods.get(m, 0))) for m in METHOD_ORDER],
+        by_region=list(regions.items()),
+        per_day=per_day,
+    )
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    signatures: list[Signature]
+    page: int  # 1-based, clamped to the pages there are
+    pages: int
+    total: int
+
+
+def quarantine_queue(
+    session: Session, campaign: Campaign, page: int = 1, per_page: int = MODERATION_PAGE_SIZE
+) -> QueuePage:
+    """One page of quarantined signatures, newest first."""
+    where = (
+        Signature.campaign_id == campaign.id,
+        Signature.status == SignatureStatus.QUARANTINED.value,
+    )
+    total = int(session.scalar(select(func.count()).select_from(Signature).where(*where)) or 0)
+    pages = max(1, -(-total // per_page))
+    page = min(max(1, page), pages)
+    rows = session.scalars(
+        select(Signature)
+        .where(*where)
+        .order_by(Signature.created_at.desc(), Signature.id.desc())
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+    ).all()
+    return QueuePage(list(rows), page, pages, total)
+
+
+def _quarantined(session: Session, campaign: Campaign, signature_id: int) -> Signature:
+    signature = session.scalar(
+        select(Signature)
+        .where(Signature.id == signature_id, Signature.campaign_id == campaign.id)
+        .with_for_update()
+    )
+    if signature is None:
+        raise SignatureNotFound()
+    if signature.status != SignatureStatus.QUARANTINED.value:
+        raise ModerationError(
+            "",
+            "This signature is no longer in the moderation queue: someone has already "
+            "restored or rejected it.",
+        )
+    return signature
+
+
+def send_confirmation(
+    session: Session, settings: Settings, campaign: Campaign, signature: Signature
+) -> None:
+    """Email a fresh confirmation link (after commit); older links stop working."""
+    secret, digest = tokens.new_secret()
+    signature.secret_hash = digest
+    signature.confirmations_sent += 1
+    session.flush()
+    _send_confirmation(session, settings, campaign, signature, secret)
+
+
+def restore_signature(
+    session: Session, settings: Settings, actor: Membership, campaign: Campaign, signature_id: int
+) -> Signature:
+    """Move a quarantined signature back to pending and email its signer the confirmation
+    link, as for a new signature. Not idempotent by design: a second call finds the
+    signature out of the queue and raises ModerationError (no second email)."""
+    _require_moderator(actor)
+    signature = _quarantined(session, campaign, signature_id)
+    if campaign.state != CampaignState.COLLECTING.value:
+        raise ModerationError(
+            "",
+            "This campaign is no longer collecting signatures, so its signer could not "
+            "confirm. You can reject the signature or leave it in the queue.",
+        )
+    signature.status = SignatureStatus.PENDING.value
+    signature.quarantine_reason = ""
+    send_confirmation(session, settings, campaign, signature)
+    return signature
+
+
+def reject_signature(
+    session: Session, actor: Membership, campaign: Campaign, signature_id: int
+) -> Signature:
+    """Reject a quarantined signature: it stays stored, uncounted, and gets no email."""
+    _require_moderator(actor)
+    signature = _quarantined(session, campaign, signature_id)
+    signature.status = SignatureStatus.REJECTED.value
+    session.flush()
+    return signature
+
+
+@dataclass(frozen=True)
+class BulkCriteria:
+    """Which signatures a bulk invalidation selects: all the given conditions at once.
+    `as_of` (set when the preview is made) keeps later signatures out, so the confirmed
+    change is the previewed one even while signatures keep arriving."""
+
+    email_domain: str = ""
+    ip_hash: str = ""  # the whole hash or a prefix of at least IP_HASH_MIN characters
+    signed_from: datetime | None = None
+    signed_to: datetime | None = None
+    as_of: datetime | None = None
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def bulk_criteria(
+    *,
+    email_domain: str = "",
+    ip_hash: str = "",
+    signed_from: datetime | None = None,
+    signed_to: datetime | None = None,
+    as_of: datetime | None = None,
+) -> BulkCriteria:
+    """Check and normalise what an organiser entered (times without a zone are UTC)."""
+    domain = email_domain.strip().lower().removeprefix("@")
+    if "@" in domain:  # a whole address pasted in: take its domain
+        domain = domain.rpartition("@")[2]
+    domain = DOMAIN_ALIASES.get(domain, domain)
+    if domain:
+        labels = domain.split(".")
+        if len(domain) > 253 or len(labels) < 2 or not all(map(_DOMAIN_LABEL_RE.fullmatch, labels)):
+            raise ModerationError(
+                "email_domain", "Enter an email domain like example.org, without spaces."
+            )
+    digest = ip_hash.strip().lower()
+    if digest and not (
+        IP_HASH_MIN <= len(digest) <= 64 and _IP_HASH_RE.fullmatch(digest) is not None
+    ):
+        raise ModerationError(
+            "ip_hash",
+            f"Enter an IP hash as shown in the moderation queue: {IP_HASH_MIN} to 64 "
+            "characters, digits 0-9 and letters a-f only.",
+        )
+    start, end = _aware(signed_from), _aware(signed_to)
+    if start and end and start >= end:
+        raise ModerationError("signed_to", "The end of the time window must be after its start.")
+    if not (domain or digest or start or end):
+        raise ModerationError(
+            "email_domain",
+            "Enter at least one of: an email domain, an IP hash, or a start or end time.",
+        )
+    return BulkCriteria(domain, digest, start, end, _aware(as_of))
+
+
+def _bulk_conditions(campaign: Campaign, criteria: BulkCriteria) -> list[ColumnElement[bool]]:
+    """The one definition of a bulk invalidation's rows, shared by preview and change."""
+    conditions: list[ColumnElement[bool]] = [
+        Signature.campaign_id == campaign.id,
+        Signature.status.in_(BULK_STATUSES),
+    ]
+    if criteria.email_domain:
+        domain = func.substring(Signature.email_canonical, "@([^@]*)$")
+        conditions.append(
+            or_(
+                domain == criteria.email_domain,
+                domain.endswith("." + criteria.email_domain, autoescape=True),
+            )
+        )
+    if criteria.ip_hash:
+        conditions.append(Signature.ip_hash.startswith(criteria.ip_hash, autoescape=True))
+    if criteria.signed_from is not None:
+        conditions.append(Signature.created_at >= criteria.signed_from)
+    if criteria.signed_to is not None:
+        conditions.append(Signature.created_at < criteria.signed_to)
+    if criteria.as_of is not None:
+        conditions.append(Signature.created_at <= criteria.as_of)
+    return conditions
+
+
+def preview_bulk_rejection(
+    session: Session, campaign: Campaign, criteria: BulkCriteria
+) -> dict[str, int]:
+    """How many signatures, by status, `reject_in_bulk` would reject. Reads only."""
+    rows = session.execute(
+        select(Signature.status, func.count())
+        .where(*_bulk_conditions(campaign, criteria))
+        .group_by(Signature.status)
+    ).tuples()
+    found = {status: int(n) for status, n in rows}
+    return {status: found.get(status, 0) for status in BULK_STATUSES}
+
+
+def reject_in_bulk(
+    session: Session, actor: Membership, campaign: Campaign, criteria: BulkCriteria, expected: int
+) -> int:
+    """Reject every signature the criteria match, if and only if that is `expected`
+    rows (the number the organiser saw in the preview); otherwise change nothing and
+    raise BulkCountChanged. Recounts the public count when any were rejected."""
+    _require_moderator(actor)
+    savepoint = session.begin_nested()
+    result = session.execute(
+        update(Signature)
+        .where(*_bulk_conditions(campaign, criteria))
+        .values(status=SignatureStatus.REJECTED.value)
+        .execution_options(synchronize_session=False)
+    )
+    changed = int(cast("CursorResult[Any]", result).rowcount or 0)
+    if changed != expected:
+        savepoint.rollback()
+        raise BulkCountChanged(expected, changed)
+    savepoint.commit()
+    if changed:
+        reconcile_counts(session, campaign.id)
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Signature):
+            session.expire(obj)  # the UPDATE went around them
+    return changed
