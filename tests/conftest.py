@@ -391,3 +391,44 @@ def form_post(
     html = client.get(page).get_data(as_text=True)
     payload = {"csrf_token": csrf_token(html), **data}
     return client.post(action or page, data=payload, **kwargs)
+
+
+# --- browsers (Playwright driving Debian's Chromium; see tests/browser.py) -------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One Chromium per test module, started on first use."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import LazyBrowser
+
+    with sync_playwright() as playwright:
+        chromium = LazyBrowser(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def live(live_app_factory: Any, live_db: str, mailbox: Mailbox) -> Iterator[Any]:
+    """The app served on loopback by a real HTTP server in a thread, on the live database."""
+    from tests.browser import serve_live_app
+
+    with serve_live_app(live_app_factory) as server:
+        yield server
+
+
+@pytest.fixture
+def new_context(browser: Any, live: Any) -> Iterator[Any]:
+    """Fresh browser contexts (separate cookies) that close before the server stops."""
+    contexts: list[Any] = []
+
+    def make(**options: Any) -> Any:
+        context = browser.get().new_context(base_url=live.url, **options)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return context
+
+    yield make
+    for context in contexts:
+        context.close()

@@ -6,20 +6,16 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from flask import Flask
-from playwright.sync_api import BrowserContext, Locator, Page, expect, sync_playwright
+from playwright.sync_api import BrowserContext, Locator, Page, expect
 
 from tests.browser import (
     A11y,
-    LazyBrowser,
     LiveServer,
     assert_session_cookie_is_secure,
-    serve_live_app,
     tab_until_focused,
     wait_for_link,
 )
@@ -28,38 +24,6 @@ from tests.conftest import Mailbox
 PASSWORD = "plenty of unrelated words"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[LazyBrowser]:
-    with sync_playwright() as playwright:
-        chromium = LazyBrowser(playwright)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def live(
-    live_app_factory: Callable[..., Flask], live_db: str, mailbox: Mailbox
-) -> Iterator[LiveServer]:
-    with serve_live_app(live_app_factory) as server:
-        yield server
-
-
-@pytest.fixture
-def new_context(browser: LazyBrowser, live: LiveServer) -> Iterator[Callable[..., BrowserContext]]:
-    """Fresh browser contexts (separate cookies) that close before the server stops."""
-    contexts: list[BrowserContext] = []
-
-    def make(**options: Any) -> BrowserContext:
-        context = browser.get().new_context(base_url=live.url, **options)
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        return context
-
-    yield make
-    for context in contexts:
-        context.close()
 
 
 def unique_email(who: str) -> str:

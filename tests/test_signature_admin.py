@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 import itertools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -15,7 +15,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
@@ -778,14 +778,6 @@ def test_the_campaign_pages_link_to_the_signatures(
 
 
 # --- in a real browser ---------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[LazyBrowser]:
-    with sync_playwright() as playwright:
-        chromium = LazyBrowser(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.mark.browser

@@ -11,21 +11,18 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from flask import Flask
-from playwright.sync_api import BrowserContext, Locator, Page, expect, sync_playwright
+from playwright.sync_api import BrowserContext, Locator, Page, expect
 from sqlalchemy import select
 
 from tests.browser import (
     A11y,
-    LazyBrowser,
     LiveServer,
     assert_fits_viewport,
-    serve_live_app,
     tab_until_focused,
     wait_for_link,
 )
@@ -51,38 +48,6 @@ TITLE = "Fair PIP assessments"
 HUMAN_PAUSE_SECONDS = MIN_FILL_SECONDS + 0.2
 NAME_ERROR = "Enter your name."
 EMAIL_ERROR = "Enter an email address in the correct format, like name@example.org."
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[LazyBrowser]:
-    with sync_playwright() as playwright:
-        chromium = LazyBrowser(playwright)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def live(
-    live_app_factory: Callable[..., Flask], live_db: str, mailbox: Mailbox
-) -> Iterator[LiveServer]:
-    with serve_live_app(live_app_factory) as server:
-        yield server
-
-
-@pytest.fixture
-def new_context(browser: LazyBrowser, live: LiveServer) -> Iterator[Callable[..., BrowserContext]]:
-    """Fresh browser contexts (separate cookies) that close before the server stops."""
-    contexts: list[BrowserContext] = []
-
-    def make(**options: Any) -> BrowserContext:
-        context = browser.get().new_context(base_url=live.url, **options)
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        return context
-
-    yield make
-    for context in contexts:
-        context.close()
 
 
 @dataclass
