@@ -31,8 +31,10 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+## Throughput of the count endpoint and the signing path (needs Debian's wrk).
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench count
+	$(BIN)/python -m bench sign
 
 clean-instance:
 	rm -rf instance
