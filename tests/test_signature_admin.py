@@ -93,7 +93,7 @@ def _statuses(session: Session, campaign: Campaign) -> dict[int, str]:
     rows = session.execute(
         select(Signature.id, Signature.status).where(Signature.campaign_id == campaign_id)
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 def _public_count(session: Session, campaign: Campaign) -> int:

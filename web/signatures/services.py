@@ -540,9 +540,7 @@ def signature_report(session: Session, campaign: Campaign) -> SignatureReport:
             select(Signature.method, func.count())
             .where(*_counted(campaign))
             .group_by(Signature.method)
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     # '' for no postcode, '?' for one whose area cannot be read, else the area letters.
     # Constants as literals: bound parameters would differ between SELECT and GROUP BY.
@@ -556,7 +554,7 @@ def signature_report(session: Session, campaign: Campaign) -> SignatureReport:
     regions: dict[str, int] = dict.fromkeys((*REGIONS, UNKNOWN_REGION, NO_POSTCODE), 0)
     for code, n in session.execute(
         select(area, func.count()).where(*_counted(campaign)).group_by(area)
-    ).tuples():
+    ):
         region = NO_POSTCODE if code == "" else AREA_REGIONS.get(code, UNKNOWN_REGION)
         regions[region] += int(n)
     day = func.date(func.timezone(literal_column("'UTC'"), Signature.verified_at))
@@ -567,7 +565,7 @@ def signature_report(session: Session, campaign: Campaign) -> SignatureReport:
             .where(*_counted(campaign), Signature.verified_at.is_not(None))
             .group_by(day)
             .order_by(day)
-        ).tuples()
+        )
     ]
     awaiting = session.scalar(
         select(func.count())
@@ -768,7 +766,7 @@ def preview_bulk_rejection(
         select(Signature.status, func.count())
         .where(*_bulk_conditions(campaign, criteria))
         .group_by(Signature.status)
-    ).tuples()
+    )
     found = {status: int(n) for status, n in rows}
     return {status: found.get(status, 0) for status in BULK_STATUSES}
 
