@@ -452,3 +452,29 @@ def test_hostile_names_are_stored_as_written_and_shown_escaped(
     set_current_collective(session, collective.id)
     stored = session.scalar(select(Signature.name))
     assert stored == name
+
+
+def test_count_json_is_served_from_the_cache_between_database_reads(
+    client: FlaskClient, session: Session, app: Flask
+) -> None:
+    collective, campaign = _published(session, app)
+    url = f"{_page(collective, campaign)}/count.json"
+    first = client.get(url)
+    assert first.get_json() == {"campaign": campaign.slug, "verified": 0}
+    # A verification lands without going through confirm (so the cache is not told):
+    session.add(
+        SignatureCount(collective_id=collective.id, campaign_id=campaign.id, shard=1, verified=5)
+    )
+    session.flush()
+    cached = client.get(url)
+    assert cached.get_json()["verified"] == 0  # answered from the cache, no database read
+    assert cached.headers["X-Content-Type-Options"] == "nosniff"
+    assert "Content-Security-Policy" in cached.headers
+    assert cached.headers["Cache-Control"] == first.headers["Cache-Control"]
+    assert cached.headers["Cache-Control"] == "public, max-age=5, stale-while-revalidate=10"
+    redis = app.extensions["chorus.redis"]
+    prefix = app.extensions["chorus.settings"].rq_queue_prefix
+    redis.delete(f"{prefix}chorus:count:{collective.slug}/{campaign.slug}")  # the TTL ends
+    assert client.get(url).get_json()["verified"] == 5
+    assert client.get(f"/{collective.slug}/no-such-campaign/count.json").status_code == 404
+    assert client.post(url).status_code == 405

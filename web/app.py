@@ -90,6 +90,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     _register_blueprints(app, settings)
     _register_hooks(app, settings)
     _register_cli(app)
+    from web.campaigns.public import CountFastPath
+
+    app.wsgi_app = CountFastPath(  # type: ignore[method-assign]
+        app.wsgi_app, redis, settings.rq_queue_prefix
+    )
     return app
 
 
