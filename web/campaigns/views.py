@@ -17,7 +17,7 @@ from web.collectives.services import slugify
 from web.collectives.tenant import current_collective, current_membership, tenant_blueprint
 from web.forms import ConfirmForm
 from web.http import db_session
-from web.recipients.models import Recipient
+from web.recipients.services import list_recipients, suggest_recipients
 
 bp = tenant_blueprint("campaigns", __name__)
 
@@ -39,17 +39,11 @@ def _refused(message: str, status: int = 422) -> tuple[str, int]:
 
 
 def _recipient_choices() -> list[tuple[str, str]]:
-    from sqlalchemy import select
-
-    rows = db_session().scalars(select(Recipient).order_by(Recipient.name)).all()
-    return [("", "Choose a recipient")] + [(str(r.id), r.display_name) for r in rows]
+    directory, own = list_recipients(db_session())
+    return [("", "Choose a recipient")] + [(str(r.id), r.display_name) for r in own + directory]
 
 
 def _suggestions(text: str) -> list[Any]:
-    try:
-        from web.recipients.services import suggest_recipients
-    except ImportError:  # the routing helper ships with the recipients area
-        return []
     return list(suggest_recipients(db_session(), text))
 
 
