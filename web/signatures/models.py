@@ -11,6 +11,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -42,6 +43,8 @@ class Signature(TenantScoped, IdMixin, TimestampMixin, Base):
     __table_args__ = (
         # One signature per person per campaign, whatever alias of the address they use.
         UniqueConstraint("campaign_id", "email_canonical"),
+        # Counts, reconciliation and the moderation queue all filter on these two.
+        Index("ix_signatures_campaign_id_status", "campaign_id", "status"),
         CheckConstraint(f"status IN ({sql_in(SignatureStatus)})", name="status"),
         CheckConstraint(f"method IN ({sql_in(SignatureMethod)})", name="method"),
     )
