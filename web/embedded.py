@@ -214,7 +214,3 @@ def migrate(admin_url: str, app_url: str | None = None, revision: str = "head") 
     command.upgrade(config, revision)
     if app_url:
         set_app_role_password(admin_url, app_url)
-
-
-def env_or(name: str) -> str:
-    return os.environ.get(name, "").strip()

@@ -24,7 +24,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from web.accounts.models import User
 from web.db import Base, IdMixin, TimestampMixin, sql_in, utcnow
-from web.recipients.models import Recipient
 from web.tenancy import TenantScoped
 
 
@@ -112,8 +111,6 @@ class Campaign(TenantScoped, IdMixin, TimestampMixin, Base):
         String(8), default="optional", server_default="optional"
     )
     statements_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
-
-    recipient: Mapped[Recipient | None] = relationship(lazy="joined")
 
     @property
     def kind_enum(self) -> CampaignKind:

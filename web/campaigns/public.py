@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 import segno
-from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from markupsafe import Markup
 from sqlalchemy import select
@@ -46,7 +46,6 @@ def _load(collective_slug: str, campaign_slug: str) -> tuple[Collective, Campaig
     campaign = services.find_public_campaign(s, campaign_slug)
     if campaign is None:
         abort(404)
-    g.public_collective = collective
     return collective, campaign
 
 
@@ -232,18 +231,17 @@ def thanks(collective_slug: str, campaign_slug: str) -> str:
 @bp.get(f"{CAMPAIGN}/count.json")
 @limiter.exempt
 def count_json(collective_slug: str, campaign_slug: str) -> Response:
-    """The public count, for widgets and pages that poll it. The answer is kept in Redis
-    for COUNT_TTL seconds, so a burst of readers costs one database read per interval."""
-    redis = current_app.extensions["chorus.redis"]
+    """The public count, for widgets and pages that poll it. Reached only when
+    `CountFastPath` found no cached answer: compute it and keep it COUNT_TTL seconds, so
+    a burst of readers costs one database read per interval."""
+    _, campaign = _load(collective_slug, campaign_slug)
+    body = json.dumps(
+        {"campaign": campaign.slug, "verified": signing.verified_count(db_session(), campaign)}
+    )
     prefix = current_app.extensions["chorus.settings"].rq_queue_prefix
-    key = count_cache_key(prefix, collective_slug, campaign_slug)
-    body = redis.get(key)
-    if body is None:
-        _, campaign = _load(collective_slug, campaign_slug)
-        body = json.dumps(
-            {"campaign": campaign.slug, "verified": signing.verified_count(db_session(), campaign)}
-        )
-        redis.set(key, body, ex=COUNT_TTL)
+    current_app.extensions["chorus.redis"].set(
+        count_cache_key(prefix, collective_slug, campaign_slug), body, ex=COUNT_TTL
+    )
     response = Response(body, mimetype="application/json")
     response.headers.update(COUNT_HEADERS)
     return response

@@ -161,7 +161,7 @@ def record_signature(
     secret, digest = tokens.new_secret()
     status = SignatureStatus.QUARANTINED.value if suspicious else SignatureStatus.PENDING.value
     # Concurrent submissions of one address race here: the unique index lets one in.
-    inserted = session.execute(
+    signature = session.scalars(
         insert(Signature)
         .values(
             collective_id=campaign.collective_id,
@@ -181,11 +181,9 @@ def record_signature(
             ip_hash=hash_ip(settings, ip),
         )
         .on_conflict_do_nothing(index_elements=["campaign_id", "email_canonical"])
-        .returning(Signature.id)
-    ).scalar()
-    if inserted is not None:
-        signature = session.get(Signature, inserted)
-        assert signature is not None
+        .returning(Signature)
+    ).first()
+    if signature is not None:
         if suspicious:
             return SignOutcome(signature, "quarantined")
         _send_confirmation(session, settings, campaign, signature, secret)
@@ -386,21 +384,10 @@ def mark_reconsent_needed(session: Session, campaign: Campaign, version: LetterV
         .values(needs_reconsent=True)
         .execution_options(synchronize_session=False)
     )
-    moved = (
-        session.scalar(
-            select(func.count())
-            .select_from(Signature)
-            .where(
-                Signature.campaign_id == campaign.id,
-                Signature.letter_version_id != version.id,
-                Signature.status == SignatureStatus.VERIFIED.value,
-            )
-        )
-        or 0
-    )
-    if moved:
-        reconcile_counts(session, campaign.id)
-    return int(cast("CursorResult[Any]", result).rowcount or 0)
+    marked = int(cast("CursorResult[Any]", result).rowcount or 0)
+    if marked:
+        reconcile_counts(session, campaign.id)  # verified ones among them stop counting
+    return marked
 
 
 def counts_by_status(session: Session, campaign: Campaign) -> dict[str, int]:
