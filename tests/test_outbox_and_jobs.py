@@ -18,8 +18,10 @@ from sqlalchemy.orm import Session
 from tests.conftest import Mailbox
 from web.db import normalise_url
 from web.http import database
-from web.outbox import OutboxMessage, queue_email
+from web.outbox import OutboxMessage, enqueue_job, queue_email
 from web.queueing import queue_name
+from web.tenancy import current_collective_id
+from workers.context import job
 from workers.jobs.system import reconcile_outbox
 
 
@@ -294,3 +296,40 @@ def test_finished_outbox_rows_are_purged_after_a_week(
         s.close()
     assert old.id not in remaining
     assert {fresh.id, owed.id} <= remaining  # recent, or still owed: kept
+
+
+RAN: list[tuple[int | None, dict[str, object]]] = []
+
+
+@job
+def record_run(session: Session, row: OutboxMessage) -> None:
+    """A job for the test below: remembers the tenant it ran under and its payload."""
+    RAN.append((current_collective_id(session), dict(row.payload)))
+
+
+def test_jobs_leave_only_after_commit_and_run_once_in_their_collective(
+    app: Flask, db_connection: object, redis: Redis, work: object
+) -> None:
+    RAN.clear()
+    with app.app_context():
+        s = _new_session(app)
+        dropped = enqueue_job(
+            s, "tests.test_outbox_and_jobs.record_run", payload={"n": 1}, collective_id=7
+        )
+        s.rollback()
+        assert _queued_ids(app, redis, "default") == []
+        row = enqueue_job(
+            s, "tests.test_outbox_and_jobs.record_run", payload={"n": 2}, collective_id=7
+        )
+        assert _queued_ids(app, redis, "default") == []  # flushed, not committed
+        s.commit()
+        assert _queued_ids(app, redis, "default") == [f"outbox-{row.id}"]
+        s.close()
+    work()  # type: ignore[operator]
+    record_run(row.id)  # a second delivery of the same job does nothing
+    assert RAN == [(7, {"n": 2})]
+    assert dropped.id != row.id
+    with app.app_context():
+        s = _new_session(app)
+        assert s.get(OutboxMessage, row.id).done_at is not None
+        s.close()
