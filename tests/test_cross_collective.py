@@ -36,7 +36,12 @@ NON_TENANT_ARGS = {
 # Bearer links: the secret in the link is the authority. Tested separately below.
 BEARER_ARGS = {"token"}
 # Bearer links that live under a collective's address: walked with B's identifiers.
-SCOPED_BEARERS = {("public.confirm", "token")}
+SCOPED_BEARERS = {("public.confirm", "token"), ("public_updates.unsubscribe", "token")}
+# A signer's own pages (view, choices, withdraw, erase, re-consent): the same kind of link.
+SCOPED_BEARERS |= {
+    (f"selfservice.{endpoint}", "token")
+    for endpoint in ("manage", "preferences", "withdraw", "erase", "reconsent")
+}
 
 # Routes the walker must have visited, so that a broken walker cannot pass vacuously.
 KNOWN_TENANT_ENDPOINTS = {
@@ -56,6 +61,22 @@ KNOWN_TENANT_ENDPOINTS = {
     "signatures.reject",
     "signatures.bulk",
     "signatures.bulk_reject",
+    "statements.index",
+    "statements.approve",
+    "statements.hide",
+    "statements.restore",
+    "statements.approve_group",
+    "offline_signatures.record",
+    "offline_signatures.record_post",
+    "offline_signatures.import_form",
+    "offline_signatures.import_post",
+    "offline_signatures.import_template",
+    "offline_signatures.imports",
+    "offline_signatures.import_report",
+    "updates.index",
+    "updates.preview",
+    "updates.send",
+    "signatures_export.export_csv",
 }
 
 # Plausible form data for any POST: every field an attacker might hope a form reads.
@@ -148,7 +169,54 @@ def _b_signature(session: Session, campaign_id: int) -> dict[str, list[Any]]:
     )
     session.add(signature)
     session.flush()
-    return {"signature_id": [signature.id]}
+    from web.signatures.trending import SignatureFlag
+
+    flag = SignatureFlag(
+        campaign_id=campaign_id,
+        kind="email_domain",
+        value="bravo.example",
+        recent=99,
+        baseline=0,
+        status="open",
+        last_seen_at=signature.created_at,
+    )
+    session.add(flag)
+    session.flush()
+    return {"signature_id": [signature.id], "flag_id": [flag.id]}
+
+
+def _b_signature_import(session: Session, campaign_id: int) -> dict[str, list[Any]]:
+    """An import of paper signatures in B, for the import report route."""
+    try:
+        from web.signatures.models import SignatureImport
+    except ImportError:  # no offline signatures in this tree
+        return {}
+    record = SignatureImport(
+        campaign_id=campaign_id,
+        file_name="bravo-secret-paper.csv",
+        sha256="0" * 64,
+        report=[{"line": 2, "kind": "invalid", "column": "name", "reason": "Bravo secret"}],
+    )
+    session.add(record)
+    session.flush()
+    return {"import_id": [record.id]}
+
+
+def _b_statement_group(session: Session, signature_id: int) -> dict[str, list[Any]]:
+    """Own words on B's signature, in a near-duplicate group, for the statement routes."""
+    from web.signatures.models import Signature, StatementGroup
+
+    signature = session.get(Signature, signature_id)
+    assert signature is not None
+    group = StatementGroup(campaign_id=signature.campaign_id, minhash=b"\0" * 8)
+    session.add(group)
+    session.flush()
+    signature.statement = "Bravo secret words"
+    signature.show_statement = True
+    signature.statement_status = "pending"
+    signature.statement_group_id = group.id
+    session.flush()
+    return {"group_id": [group.id]}
 
 
 def _b_recipient(session: Session, owner_membership: Membership) -> dict[str, list[Any]]:
@@ -187,6 +255,8 @@ def tenants(session: Session, app: Flask) -> Tenants:
         extra_args |= _b_recipient(session, b_owner_membership)
         if extra_args.get("campaign_id"):
             extra_args |= _b_signature(session, extra_args["campaign_id"][0])
+            extra_args |= _b_signature_import(session, extra_args["campaign_id"][0])
+            extra_args |= _b_statement_group(session, extra_args["signature_id"][0])
     tenants = Tenants(
         a_owner=a_owner,
         a_slug=a.slug,
@@ -208,6 +278,8 @@ def tenants(session: Session, app: Flask) -> Tenants:
             "Bravo Secret Council",
             "Bravo Secret Signer",
             "secret-signer@bravo.example",
+            "bravo-secret-paper.csv",
+            "Bravo secret words",
         ),
         b_extra_args=extra_args,
     )

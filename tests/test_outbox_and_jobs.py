@@ -6,17 +6,18 @@ import os
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from redis import Redis
 from rq import Queue
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
 from tests.conftest import Mailbox
-from web.db import normalise_url
+from web.db import normalise_url, utcnow
 from web.http import database
 from web.outbox import OutboxMessage, enqueue_job, queue_email
 from web.queueing import queue_name
@@ -68,7 +69,8 @@ def test_committed_email_is_sent_by_a_real_worker_with_text_and_html(
         s = _new_session(app)
         row = _queue_test_email(s, to="reader@example.org")
         s.commit()
-        assert _queued_ids(app, redis) == [f"outbox-{row.id}"]
+        [drain] = _queued_ids(app, redis)
+        assert drain.startswith("email-drain-")  # emails share a batched drain
         work()  # type: ignore[operator]
         s.expire_all()
         assert s.get(OutboxMessage, row.id).done_at is not None
@@ -105,13 +107,15 @@ def test_reconciler_re_enqueues_committed_rows_that_redis_lost(
 ) -> None:
     with app.app_context():
         s = _new_session(app)
-        row = _queue_test_email(s, to="lost@example.org")
+        _queue_test_email(s, to="lost@example.org")
         s.commit()
         s.close()
     # Redis restarts without the queue: the job is gone, the row is still owed.
     settings = app.extensions["chorus.settings"]
-    Queue(queue_name(settings, "email"), connection=redis).empty()
-    redis.delete(f"rq:job:outbox-{row.id}")
+    queue = Queue(queue_name(settings, "email"), connection=redis)
+    for job_id in queue.get_job_ids():
+        redis.delete(f"rq:job:{job_id}")
+    queue.empty()
     time.sleep(1.1)  # older than OUTBOX_RECONCILE_AFTER_SECONDS (1 s in tests)
     assert reconcile_outbox() == 1
     assert reconcile_outbox() == 0  # its job is queued now: nothing more to do
@@ -333,3 +337,86 @@ def test_jobs_leave_only_after_commit_and_run_once_in_their_collective(
         s = _new_session(app)
         assert s.get(OutboxMessage, row.id).done_at is not None
         s.close()
+
+
+# --- the email drain: batches over one connection --------------------------------------
+
+
+def test_a_backlog_drains_in_batches_each_email_once(
+    app: Flask, db_connection: object, redis: Redis, mailbox: Mailbox, work: object
+) -> None:
+    from workers.jobs.email import DRAIN_BATCH
+
+    total = DRAIN_BATCH * 2 + 7
+    with app.app_context():
+        s = _new_session(app)
+        ids = [_queue_test_email(s, to=f"crowd{i}@example.org").id for i in range(total)]
+        s.commit()
+        # Hundreds of commits' worth of email, one drain job.
+        assert len(_queued_ids(app, redis)) == 1
+        work()  # type: ignore[operator]
+        s.expire_all()
+        rows = s.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids))).all()
+        assert all(r.done_at is not None and r.attempts == 1 for r in rows)
+        s.close()
+    for i in range(total):
+        assert len(mailbox.to(f"crowd{i}@example.org")) == 1
+    assert _queued_ids(app, redis) == []
+
+
+def test_one_refusal_in_a_batch_affects_only_its_own_email(
+    app: Flask, db_connection: object, redis: Redis, mailbox: Mailbox, work: object
+) -> None:
+    mailbox.answers["full@example.org"] = "452 4.2.2 Mailbox full, try later"
+    mailbox.answers["gone@example.org"] = "550 5.1.1 No such user"
+    with app.app_context():
+        s = _new_session(app)
+        rows = {
+            to: _queue_test_email(s, to=to).id
+            for to in ("a@example.org", "full@example.org", "gone@example.org", "b@example.org")
+        }
+        s.commit()
+        work()  # type: ignore[operator]
+        s.expire_all()
+        stored = {to: s.get(OutboxMessage, row_id) for to, row_id in rows.items()}
+        assert stored["a@example.org"].done_at is not None
+        assert stored["b@example.org"].done_at is not None
+        gone = stored["gone@example.org"]
+        assert gone.failed_at is not None
+        assert "No such user" in (gone.last_error or "")
+        full = stored["full@example.org"]
+        assert full.done_at is None
+        assert full.failed_at is None
+        assert full.available_at is not None  # tried again later, not in a tight loop
+        assert "Mailbox full" in (full.last_error or "")
+        s.close()
+    assert len(mailbox.to("a@example.org")) == 1
+    assert len(mailbox.to("b@example.org")) == 1
+    assert mailbox.to("gone@example.org") == []
+
+
+def test_a_deferred_email_is_sent_once_its_time_comes(
+    app: Flask, db_connection: object, redis: Redis, mailbox: Mailbox, work: object
+) -> None:
+    mailbox.answers["later2@example.org"] = "421 4.7.0 Slow down"
+    with app.app_context():
+        s = _new_session(app)
+        row = _queue_test_email(s, to="later2@example.org")
+        s.commit()
+        work()  # type: ignore[operator]
+        s.expire_all()
+        assert s.get(OutboxMessage, row.id).available_at is not None
+        del mailbox.answers["later2@example.org"]
+        # Not yet due: the reconciler does not hurry it.
+        time.sleep(1.1)
+        assert reconcile_outbox() == 0
+        s.get(OutboxMessage, row.id).available_at = utcnow() - timedelta(seconds=1)
+        s.commit()
+        assert reconcile_outbox() == 1
+        work()  # type: ignore[operator]
+        s.expire_all()
+        stored = s.get(OutboxMessage, row.id)
+        assert stored.done_at is not None
+        assert stored.attempts == 2
+        s.close()
+    assert len(mailbox.to("later2@example.org")) == 1

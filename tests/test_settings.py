@@ -28,6 +28,8 @@ BASE = {"CHORUS_ENV": "development", "CHORUS_INSTANCE_PATH": "/nonexistent/choru
         ("BASE_URL", "ftp://chorus.example"),
         ("ARGON2_MEMORY_KIB", "12"),
         ("TOKEN_TTL_HOURS", ""),
+        ("SIGN_LIMIT_PER_IP", "lots"),
+        ("SIGN_LIMIT_PER_CAMPAIGN", ""),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(name: str, value: str) -> None:

@@ -187,7 +187,7 @@ def test_counts_by_status_method_and_region(
     assert _row(body, "Rejected") == [1]
     assert _row(body, "Withdrawn by the signer") == [1]
     assert _row(body, "Online") == [4]
-    assert _row(body, "Assisted") == [1]
+    assert _row(body, "Assisted (by phone or in person)") == [1]
     assert _row(body, "Paper") == [2]
     assert _row(body, "London") == [2]
     assert _row(body, "North West") == [1]

@@ -356,6 +356,7 @@ def test_a_keyboard_user_signs_and_recovers_from_errors(
         "postcode",
         "statement",
         "show_name",
+        "show_statement",
         "wants_updates",
         "button:Sign the letter",
     ]
@@ -368,6 +369,7 @@ def test_a_keyboard_user_signs_and_recovers_from_errors(
     postcode = form.get_by_label("Postcode (optional)")
     statement = form.get_by_label("In your own words (optional)")
     show_name = form.get_by_label("Show my name on the campaign page")
+    show_words = form.get_by_label("Show my words publicly")
     updates = form.get_by_label("Send me updates about this campaign")
     submit = form.get_by_role("button", name="Sign the letter")
     shown_at = open_campaign(page, a11y, world)  # from the top of a fresh page
@@ -382,6 +384,9 @@ def test_a_keyboard_user_signs_and_recovers_from_errors(
     press_tab_to(page, show_name)
     page.keyboard.press("Space")
     expect(show_name).to_be_checked()
+    press_tab_to(page, show_words)
+    page.keyboard.press("Space")
+    expect(show_words).to_be_checked()
     press_tab_to(page, updates)
     press_tab_to(page, submit)  # the honeypot in between is skipped
     pause_like_a_person(page, shown_at)
@@ -400,6 +405,7 @@ def test_a_keyboard_user_signs_and_recovers_from_errors(
         True,
         False,
     )
+    assert (signature.show_statement, signature.statement_status) == (True, "pending")
 
     # An invalid form, by keyboard: no name, a malformed address.
     open_campaign(page, a11y, world)

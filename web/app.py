@@ -113,6 +113,12 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
     from web.pages import bp as pages_bp
     from web.recipients.views import admin_bp as recipients_admin_bp
     from web.recipients.views import bp as recipients_bp
+    from web.signatures.export import bp as signatures_export_bp
+    from web.signatures.offline_views import bp as offline_signatures_bp
+    from web.signatures.selfservice_views import bp as selfservice_bp
+    from web.signatures.statement_views import bp as statements_bp
+    from web.signatures.update_views import bp as updates_bp
+    from web.signatures.update_views import public_bp as public_updates_bp
     from web.signatures.views import bp as signatures_bp
 
     app.register_blueprint(pages_bp)
@@ -123,11 +129,17 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
     app.register_blueprint(recipients_admin_bp)
     app.register_blueprint(campaigns_bp)
     app.register_blueprint(signatures_bp)
+    app.register_blueprint(statements_bp)
+    app.register_blueprint(offline_signatures_bp)
+    app.register_blueprint(updates_bp)
+    app.register_blueprint(public_updates_bp)
+    app.register_blueprint(signatures_export_bp)
     if settings.is_development or settings.env == "test":
         from web.devtools.views import bp as dev_bp
 
         app.register_blueprint(dev_bp)
     # Last: /<collective>/<campaign> must not shadow any fixed path above.
+    app.register_blueprint(selfservice_bp)
     app.register_blueprint(public_bp)
 
 

@@ -20,8 +20,12 @@ def send_templated_email(
     subject: str,
     context: dict[str, Any],
     collective_id: int | None = None,
+    headers: dict[str, str] | None = None,
 ) -> OutboxMessage:
-    """Render both parts now (so the message is fixed at commit) and queue it."""
+    """Render both parts now (so the message is fixed at commit) and queue it.
+
+    `headers` (List-Unsubscribe and the like) are passed on to `queue_email`, which
+    refuses line breaks in them."""
     ctx = {"settings": settings, "subject": subject, **context}
     text_body = render_template(f"emails/{template}.txt", **ctx)
     html_body = render_template(f"emails/{template}.html", **ctx)
@@ -32,4 +36,5 @@ def send_templated_email(
         text_body=text_body,
         html_body=html_body,
         collective_id=collective_id,
+        headers=headers,
     )

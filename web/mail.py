@@ -76,6 +76,47 @@ def send_messages(settings: Settings, messages: Iterable[EmailMessage]) -> None:
         raise TransientMailError(str(exc)) from exc
 
 
+def send_each(settings: Settings, messages: list[EmailMessage]) -> list[Exception | None]:
+    """Send messages over one SMTP connection, one outcome per message: None when the
+    server accepted it, PermanentMailError when it refused it for good (5xx),
+    TransientMailError when it should be tried again later (4xx; and, after a lost
+    connection, every message not yet sent)."""
+    if not messages:
+        return []
+    if not settings.smtp_configured:
+        _write_dev_outbox(settings, messages)
+        return [None] * len(messages)
+    outcomes: list[Exception | None] = []
+    try:
+        client = _connect(settings)
+    except (OSError, smtplib.SMTPException) as exc:
+        return [TransientMailError(str(exc))] * len(messages)
+    try:
+        for msg in messages:
+            try:
+                client.send_message(msg)
+                outcomes.append(None)
+            except smtplib.SMTPRecipientsRefused as exc:
+                codes = [code for code, _ in exc.recipients.values()]
+                permanent = bool(codes) and all(500 <= c < 600 for c in codes)
+                error = PermanentMailError if permanent else TransientMailError
+                outcomes.append(error(str(exc.recipients)))
+            except smtplib.SMTPResponseException as exc:
+                detail = f"{exc.smtp_code} {exc.smtp_error!r}"
+                error = PermanentMailError if 500 <= exc.smtp_code < 600 else TransientMailError
+                outcomes.append(error(detail))
+            except (OSError, smtplib.SMTPException) as exc:
+                outcomes.append(TransientMailError(str(exc)))
+                break
+    finally:
+        try:
+            client.quit()
+        except (OSError, smtplib.SMTPException):
+            client.close()
+    lost = TransientMailError("The connection to the mail server was lost before sending.")
+    return outcomes + [lost] * (len(messages) - len(outcomes))
+
+
 def _write_dev_outbox(settings: Settings, batch: list[EmailMessage]) -> None:
     folder = mail_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)

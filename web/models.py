@@ -5,10 +5,13 @@ from web.campaigns.models import Campaign, LetterRevision, LetterVersion, Review
 from web.collectives.models import Collective, Invitation, Membership
 from web.outbox import OutboxMessage
 from web.recipients.models import Recipient
-from web.signatures.models import Signature, SignatureCount
+from web.signatures.models import Signature, SignatureCount, SignatureImport
+from web.signatures.trending import SignatureFlag
+from web.signatures.updates import CampaignUpdate
 
 __all__ = [
     "Campaign",
+    "CampaignUpdate",
     "Collective",
     "Invitation",
     "LetterRevision",
@@ -19,6 +22,8 @@ __all__ = [
     "ReviewEvent",
     "Signature",
     "SignatureCount",
+    "SignatureFlag",
+    "SignatureImport",
     "User",
     "UserToken",
 ]

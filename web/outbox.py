@@ -14,10 +14,11 @@ Services name jobs by dotted path, so the web side never imports `workers`.
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import BigInteger, DateTime, Integer, String, Text, event
+from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -39,6 +40,14 @@ class OutboxMessage(IdMixin, TimestampMixin, Base):
     """
 
     __tablename__ = "outbox_messages"
+    __table_args__ = (
+        # The email drain's claim: due, unfinished emails in id order.
+        Index(
+            "ix_outbox_messages_pending_email",
+            "id",
+            postgresql_where=text("kind = 'email' AND done_at IS NULL AND failed_at IS NULL"),
+        ),
+    )
 
     kind: Mapped[str] = mapped_column(String(16))  # "job" | "email"
     queue: Mapped[str] = mapped_column(String(32))
@@ -50,6 +59,8 @@ class OutboxMessage(IdMixin, TimestampMixin, Base):
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Not before this time (an email's retry after a temporary failure); NULL: at once.
+    available_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     @property
     def job_id(self) -> str:
@@ -102,9 +113,19 @@ def queue_email(
     collective_id: int | None = None,
     headers: dict[str, str] | None = None,
 ) -> OutboxMessage:
-    """Queue one email (plain text and HTML) to leave after this transaction commits."""
+    """Queue one email (plain text and HTML) to leave after this transaction commits.
+
+    `headers` adds headers such as List-Unsubscribe. A header (the recipient and subject
+    included) that contains a line break is refused here with a ValueError, so a header
+    injection fails in the request that attempted it, not later in the worker.
+    """
     from web.mail import make_message_id
 
+    extra = headers or {}
+    clashes = sorted(n for n in extra if n.lower() in _SET_BY_MAILER)
+    if clashes:
+        raise ValueError(f"The mailer sets {', '.join(clashes)} itself; pass it as an argument.")
+    check_headers({"To": to, "Subject": subject, **extra})
     row = OutboxMessage(
         kind="email",
         queue="email",
@@ -115,7 +136,7 @@ def queue_email(
             "subject": subject,
             "text": text_body,
             "html": html_body,
-            "headers": headers or {},
+            "headers": extra,
             "message_id": make_message_id(),
         },
     )
@@ -123,6 +144,56 @@ def queue_email(
     session.flush()
     session.info.setdefault(PENDING_KEY, []).append((row.id, "email", EMAIL_JOB))
     return row
+
+
+def queue_deferred_email(
+    session: Session,
+    *,
+    to: str,
+    subject: str,
+    render: str,
+    args: dict[str, Any],
+    collective_id: int | None = None,
+) -> OutboxMessage:
+    """Queue an email whose body the worker renders: `render` is the dotted path of a
+    function that takes (session, settings, payloads) and returns (text, html) per
+    payload, or None for one that no longer needs sending. For hot paths (signing),
+    where rendering two templates per request would cost more than everything else."""
+    from web.mail import make_message_id
+
+    check_headers({"To": to, "Subject": subject})
+    row = OutboxMessage(
+        kind="email",
+        queue="email",
+        func=EMAIL_JOB,
+        collective_id=collective_id,
+        payload={
+            "to": to,
+            "subject": subject,
+            "render": render,
+            "args": args,
+            "headers": {},
+            "message_id": make_message_id(),
+        },
+    )
+    session.add(row)
+    session.flush()
+    session.info.setdefault(PENDING_KEY, []).append((row.id, "email", EMAIL_JOB))
+    return row
+
+
+# Headers `web.mail.build_message` writes itself: a second copy would be ambiguous.
+_SET_BY_MAILER = frozenset({"from", "to", "subject", "date", "message-id"})
+_HEADER_NAME = re.compile(r"^[!-9;-~]{1,76}$")  # printable ASCII without ":" (RFC 5322)
+
+
+def check_headers(headers: dict[str, str]) -> None:
+    """Refuse header names that are not RFC 5322 field names and any CR or LF."""
+    for name, value in headers.items():
+        if not _HEADER_NAME.match(name):
+            raise ValueError(f"{name!r} is not a valid email header name.")
+        if "\r" in value or "\n" in value:
+            raise ValueError(f"The email header {name} must not contain a line break.")
 
 
 def _after_commit(session: Session) -> None:

@@ -19,6 +19,10 @@ ENVIRONMENTS = ("development", "test", "production")
 SMTP_SECURITY = ("none", "starttls", "ssl")
 
 
+SIGN_LIMIT_PER_IP = "5 per minute;30 per hour;100 per day"
+SIGN_LIMIT_PER_CAMPAIGN = "1000 per second;36000 per minute"
+
+
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the environment variable."""
 
@@ -46,6 +50,21 @@ def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
     value = raw.strip().lower()
     if value not in choices:
         raise SettingsError(f"{name} must be one of {', '.join(choices)} (got {raw!r}).")
+    return value
+
+
+def _limits(name: str, raw: str) -> str:
+    """A rate limit in the `limits` notation, such as "5 per minute;30 per hour"."""
+    from limits import parse_many
+
+    value = raw.strip()
+    try:
+        if not parse_many(value):
+            raise ValueError(value)
+    except ValueError:
+        raise SettingsError(
+            f'{name} must be rate limits like "5 per minute;30 per hour" (got {raw!r}).'
+        ) from None
     return value
 
 
@@ -82,10 +101,15 @@ class Settings:
     mail_from: str = "Chorus <no-reply@chorus.localhost>"
     cookie_secure: bool = True
     ratelimit_enabled: bool = True
+    # Signing: per IP address (burst; sustained) and per campaign (a flood's ceiling,
+    # above the 500 signatures a second one server is built to take).
+    sign_limit_per_ip: str = SIGN_LIMIT_PER_IP
+    sign_limit_per_campaign: str = SIGN_LIMIT_PER_CAMPAIGN
     rq_queue_prefix: str = ""
     token_ttl_hours: int = 48
     invitation_ttl_days: int = 7
     outbox_reconcile_after_seconds: int = 120
+    retention_days: int = 180
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -169,6 +193,12 @@ class Settings:
                 get("COOKIE_SECURE", "false" if chorus_env == "development" else "true"),
             ),
             ratelimit_enabled=_bool("RATELIMIT_ENABLED", get("RATELIMIT_ENABLED", "true")),
+            sign_limit_per_ip=_limits(
+                "SIGN_LIMIT_PER_IP", get("SIGN_LIMIT_PER_IP", SIGN_LIMIT_PER_IP)
+            ),
+            sign_limit_per_campaign=_limits(
+                "SIGN_LIMIT_PER_CAMPAIGN", get("SIGN_LIMIT_PER_CAMPAIGN", SIGN_LIMIT_PER_CAMPAIGN)
+            ),
             rq_queue_prefix=get("RQ_QUEUE_PREFIX").strip(),
             token_ttl_hours=_int("TOKEN_TTL_HOURS", get("TOKEN_TTL_HOURS", "48"), 1, 24 * 30),
             invitation_ttl_days=_int("INVITATION_TTL_DAYS", get("INVITATION_TTL_DAYS", "7"), 1, 90),
@@ -177,6 +207,9 @@ class Settings:
                 get("OUTBOX_RECONCILE_AFTER_SECONDS", "120"),
                 1,
                 86400,
+            ),
+            retention_days=_int(
+                "SIGNER_RETENTION_DAYS", get("SIGNER_RETENTION_DAYS", "180"), 1, 3650
             ),
             argon2_time_cost=_int("ARGON2_TIME_COST", get("ARGON2_TIME_COST", "3"), 1, 20),
             argon2_memory_kib=_int(

@@ -37,6 +37,9 @@ SCHEDULE = (
     Recurring("reconcile-outbox", "workers.jobs.system.reconcile_outbox", 60),
     Recurring("purge-expired", "workers.jobs.system.purge_expired", 3600),
     Recurring("reconcile-counts", "workers.jobs.signatures.reconcile_signature_counts", 300),
+    Recurring("group-statements", "workers.jobs.statements.sweep_statements", 60),
+    Recurring("anonymise-signers", "workers.jobs.retention.anonymise_concluded_signers", 86400),
+    Recurring("flag-trending", "workers.jobs.signatures.flag_trending", 300),
 )
 
 

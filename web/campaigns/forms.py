@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import (
+    BooleanField,
     DateField,
     FieldList,
     FormField,
@@ -68,6 +69,12 @@ class SettingsForm(FlaskForm):
         ],
     )
     closes_on = DateField("Closing date (optional)", validators=[Optional()])
+    statements_auto_approve = BooleanField(
+        "Approve signers’ own words automatically",
+        description="Their words appear on the campaign page as soon as they confirm their "
+        "signature, if they agreed to show them. You can still hide any of them. Words "
+        "already waiting for review keep waiting for you.",
+    )
     suggest_text = StringField(
         "Describe the issue in a few words to get suggestions",
         filters=[strip],

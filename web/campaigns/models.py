@@ -70,6 +70,8 @@ class Campaign(TenantScoped, IdMixin, TimestampMixin, Base):
         CheckConstraint(f"audience_style IN ({sql_in(AudienceStyle)})", name="audience_style"),
         CheckConstraint("signature_target IS NULL OR signature_target > 0", name="target"),
         CheckConstraint("postcode_mode IN ('off', 'optional', 'required')", name="postcode_mode"),
+        # Retention counts from concluded_at, so a concluded campaign must have one.
+        CheckConstraint("state <> 'concluded' OR concluded_at IS NOT NULL", name="concluded_at"),
     )
 
     kind: Mapped[str] = mapped_column(String(32))
@@ -105,12 +107,21 @@ class Campaign(TenantScoped, IdMixin, TimestampMixin, Base):
         DateTime(timezone=True), server_default=func.now(), default=utcnow, onupdate=utcnow
     )
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set on entering CONCLUDED. Signers' personal data is anonymised `retention_days`
+    # later (web/signatures/retention.py), which records when in signers_anonymised_at.
+    concluded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    signers_anonymised_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revision_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Signing form options: postcode "off" | "optional" | "required"; own words on or off.
     postcode_mode: Mapped[str] = mapped_column(
         String(8), default="optional", server_default="optional"
     )
     statements_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    # Approve a signer's own words as soon as their signature is verified (they still need
+    # the signer's consent to show; organisers can still hide them).
+    statements_auto_approve: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default="false"
+    )
 
     @property
     def kind_enum(self) -> CampaignKind:

@@ -27,8 +27,11 @@ from web.extensions import limiter
 from web.forms import ConfirmForm
 from web.http import db_session
 from web.recipients.models import Recipient
+from web.settings import Settings
+from web.signatures import offline, selfservice
 from web.signatures import services as signing
 from web.signatures.forms import SignForm
+from web.signatures.statements import public_statements
 from web.tenancy import set_current_collective
 
 bp = Blueprint("public", __name__)
@@ -95,7 +98,9 @@ def _render_campaign(
         versions=services.list_versions(s, campaign),
         public_url=_public_url(collective, campaign),
         verified_count=signing.verified_count(s, campaign),
+        offline_signatures=offline.describe_offline(offline.counted_offline(s, campaign)),
         names=signing.public_names(s, campaign),
+        statements=public_statements(s, campaign) if campaign.statements_enabled else [],
         is_collecting=campaign.state == CampaignState.COLLECTING.value,
         form=form,
         sign_error=error,
@@ -130,14 +135,19 @@ def _suspicion(form: SignForm) -> str:
     return ""
 
 
+def _settings() -> Settings:
+    settings: Settings = current_app.extensions["chorus.settings"]
+    return settings
+
+
 def _campaign_key() -> str:
     view_args = request.view_args or {}
     return f"sign:{view_args.get('collective_slug')}/{view_args.get('campaign_slug')}"
 
 
 @bp.post(f"{CAMPAIGN}/sign")
-@limiter.limit("5 per minute;30 per hour;100 per day")
-@limiter.limit("3000 per minute", key_func=_campaign_key)
+@limiter.limit(lambda: _settings().sign_limit_per_ip)
+@limiter.limit(lambda: _settings().sign_limit_per_campaign, key_func=_campaign_key)
 def sign(collective_slug: str, campaign_slug: str) -> Response | tuple[str, int]:
     collective, campaign = _load(collective_slug, campaign_slug)
     form = SignForm()
@@ -154,6 +164,7 @@ def sign(collective_slug: str, campaign_slug: str) -> Response | tuple[str, int]
             statement=form.statement.data or "",
             show_name=bool(form.show_name.data),
             wants_updates=bool(form.wants_updates.data),
+            show_statement=bool(form.show_statement.data),
             ip=request.remote_addr,
             suspicious=_suspicion(form),
         )
@@ -201,7 +212,11 @@ def confirm(collective_slug: str, campaign_slug: str, token: str) -> Response | 
     if request.method == "POST":
         if not form.validate_on_submit():
             abort(400)
-        signing.confirm_signature(s, campaign, token)
+        signature = signing.confirm_signature(s, campaign, token)
+        # Confirmed after a newer version was published: ask about the new text now.
+        selfservice.ask_to_reconsent(
+            s, current_app.extensions["chorus.settings"], campaign, signature
+        )
         return redirect(
             url_for("public.thanks", collective_slug=collective.slug, campaign_slug=campaign.slug),
             303,

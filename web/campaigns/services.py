@@ -46,7 +46,12 @@ TRANSITIONS: dict[CampaignState, set[CampaignState]] = {
     CampaignState.DRAFT: {CampaignState.IN_REVIEW, CampaignState.COLLECTING},
     CampaignState.IN_REVIEW: {CampaignState.DRAFT, CampaignState.COLLECTING},
     CampaignState.COLLECTING: {CampaignState.CLOSED},
-    CampaignState.CLOSED: set(),
+    CampaignState.CLOSED: {CampaignState.CONCLUDED},
+    # Delivery and responses will add their own moves; any of them may end the campaign.
+    CampaignState.DELIVERED: {CampaignState.CONCLUDED},
+    CampaignState.ACKNOWLEDGED: {CampaignState.CONCLUDED},
+    CampaignState.RESPONDED: {CampaignState.CONCLUDED},
+    CampaignState.MEETING_SCHEDULED: {CampaignState.CONCLUDED},
 }
 
 
@@ -232,6 +237,7 @@ def update_settings(
     audience_style: str,
     signature_target: int | None,
     closes_on: date | None,
+    statements_auto_approve: bool | None = None,  # None: leave as it is
 ) -> Campaign:
     require_role(actor, *EDITORS)
     _require_editable(campaign)
@@ -258,6 +264,8 @@ def update_settings(
     campaign.audience_style = audience_style
     campaign.signature_target = signature_target
     campaign.closes_on = closes_on
+    if statements_auto_approve is not None:
+        campaign.statements_auto_approve = statements_auto_approve
     session.flush()
     return campaign
 
@@ -409,6 +417,8 @@ def _transition(campaign: Campaign, target: CampaignState) -> None:
             f"A campaign that is {current.label.lower()} cannot become {target.label.lower()}."
         )
     campaign.state = target.value
+    if target is CampaignState.CONCLUDED:
+        campaign.concluded_at = utcnow()  # the retention period counts from here
 
 
 def _event(
@@ -575,6 +585,16 @@ def _sha256(content: dict[str, Any]) -> str:
 def close_campaign(session: Session, actor: Membership, campaign: Campaign) -> Campaign:
     require_role(actor, *EDITORS)
     _transition(campaign, CampaignState.CLOSED)
+    session.flush()
+    return campaign
+
+
+def conclude_campaign(session: Session, actor: Membership, campaign: Campaign) -> Campaign:
+    """End a campaign that has stopped collecting (closed, or anywhere after delivery).
+    Sets `concluded_at`; the signers' personal data is anonymised `retention_days` later
+    by the retention job. Not idempotent: concluding twice raises CampaignError."""
+    require_role(actor, *EDITORS)
+    _transition(campaign, CampaignState.CONCLUDED)
     session.flush()
     return campaign
 

@@ -137,6 +137,10 @@ def settings(campaign_id: int) -> Page:
                 audience_style=form.audience_style.data or "",
                 signature_target=form.signature_target.data,
                 closes_on=form.closes_on.data,
+                # Shown only while own words are on: otherwise leave the setting alone.
+                statements_auto_approve=bool(form.statements_auto_approve.data)
+                if campaign.statements_enabled
+                else None,
             )
         except PermissionError as exc:
             return _refused(str(exc), 403)

@@ -31,12 +31,13 @@ class SignForm(FlaskForm):
     )
     statement = TextAreaField(
         "In your own words (optional)",
-        description="Why this matters to you. Up to 2,000 characters. Shown publicly only "
-        "if you tick “show my name” and after a check by the organisers.",
+        description="Why this matters to you. Up to 2,000 characters. Shown on this page "
+        "only if you tick “Show my words publicly”, after a check by the organisers.",
         filters=[strip],
         validators=[max_length(2000, "Your own words")],
     )
     show_name = BooleanField("Show my name on the campaign page")
+    show_statement = BooleanField("Show my words publicly")
     wants_updates = BooleanField("Send me updates about this campaign")
     # Anti-abuse without barriers: a field people never see, and when the form was shown.
     website = StringField("Leave this empty", filters=[strip])

@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime
 from typing import Any, cast
 
 from disposable_email_domains import blocklist as disposable_domains
+from flask import render_template
 from sqlalchemy import (
     ColumnElement,
     CursorResult,
@@ -40,11 +41,13 @@ from web.campaigns.models import Campaign, CampaignState, LetterVersion
 from web.collectives.models import Membership, Role
 from web.collectives.services import require_role
 from web.db import utcnow
-from web.emails import send_templated_email
+from web.outbox import enqueue_job, queue_deferred_email
 from web.settings import Settings
+from web.signatures import statements
 from web.signatures.models import Signature, SignatureCount, SignatureMethod, SignatureStatus
 
 MAX_CONFIRMATIONS = 3
+RECONSENT_JOB = "workers.jobs.reconsent.send_reconsent_emails"
 SHARDS = 8
 MAX_STATEMENT = 2000
 MIN_FILL_SECONDS = 3.0
@@ -122,18 +125,6 @@ class SignOutcome:
     action: str  # "created" | "resent" | "limit" | "quarantined" | "already_verified"
 
 
-def _latest_version(session: Session, campaign: Campaign) -> LetterVersion:
-    version = session.scalar(
-        select(LetterVersion)
-        .where(LetterVersion.campaign_id == campaign.id)
-        .order_by(LetterVersion.number.desc())
-        .limit(1)
-    )
-    if version is None:
-        raise SigningError("name", "This campaign is not open for signatures.")
-    return version
-
-
 def record_signature(
     session: Session,
     settings: Settings,
@@ -145,6 +136,7 @@ def record_signature(
     statement: str = "",
     show_name: bool = False,
     wants_updates: bool = False,
+    show_statement: bool = False,
     ip: str | None = None,
     suspicious: str = "",
 ) -> SignOutcome:
@@ -156,9 +148,18 @@ def record_signature(
     if campaign.state != CampaignState.COLLECTING.value:
         raise SigningError("name", "This campaign is not collecting signatures any more.")
     name, email, postcode, statement = _clean(campaign, name, email, postcode, statement)
-    version = _latest_version(session, campaign)
+    # The version signed is the newest at the moment of the insert: a subquery in the
+    # INSERT itself, one round trip fewer on the busiest path.
+    version_id = (
+        select(LetterVersion.id)
+        .where(LetterVersion.campaign_id == campaign.id)
+        .order_by(LetterVersion.number.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
     canonical = canonical_email(email)
     secret, digest = tokens.new_secret()
+    manage, manage_digest = tokens.new_secret()  # the private "your signature" link
     status = SignatureStatus.QUARANTINED.value if suspicious else SignatureStatus.PENDING.value
     # Concurrent submissions of one address race here: the unique index lets one in.
     signature = session.scalars(
@@ -166,7 +167,7 @@ def record_signature(
         .values(
             collective_id=campaign.collective_id,
             campaign_id=campaign.id,
-            letter_version_id=version.id,
+            letter_version_id=version_id,
             name=name,
             email=email,
             email_canonical=canonical,
@@ -174,9 +175,12 @@ def record_signature(
             statement=statement,
             show_name=show_name,
             wants_updates=wants_updates,
+            show_statement=bool(statement) and show_statement,
+            statement_status=statements.initial_status(statement, show_statement),
             status=status,
             quarantine_reason=suspicious[:64],
             secret_hash=digest,
+            manage_secret_hash=manage_digest,
             confirmations_sent=0 if suspicious else 1,
             ip_hash=hash_ip(settings, ip),
         )
@@ -186,7 +190,7 @@ def record_signature(
     if signature is not None:
         if suspicious:
             return SignOutcome(signature, "quarantined")
-        _send_confirmation(session, settings, campaign, signature, secret)
+        _send_confirmation(session, settings, campaign, signature, secret, manage_secret=manage)
         return SignOutcome(signature, "created")
 
     existing = session.scalar(
@@ -204,8 +208,9 @@ def record_signature(
         return SignOutcome(existing, "limit")
     existing.confirmations_sent += 1
     existing.secret_hash = digest  # the newest link works; older ones stop
+    existing.manage_secret_hash = manage_digest  # likewise its "your signature" link
     session.flush()
-    _send_confirmation(session, settings, campaign, existing, secret)
+    _send_confirmation(session, settings, campaign, existing, secret, manage_secret=manage)
     return SignOutcome(existing, "resent")
 
 
@@ -237,31 +242,76 @@ def _clean(
     return name, email, postcode, statement
 
 
+CONFIRMATION_RENDERER = "web.signatures.services.render_confirmations"
+
+
 def _send_confirmation(
-    session: Session, settings: Settings, campaign: Campaign, signature: Signature, secret: str
+    session: Session,
+    settings: Settings,
+    campaign: Campaign,
+    signature: Signature,
+    secret: str,
+    *,
+    manage_secret: str,
 ) -> None:
-    token = tokens.compose(signature.id, secret)
-    collective_slug = _collective_slug(session, campaign)
-    send_templated_email(
+    """Queue the confirmation email as a reference: the worker renders it
+    (`render_confirmations`), so the signing request renders no template."""
+    queue_deferred_email(
         session,
-        settings,
         to=signature.email,
-        template="confirm_signature",
         subject=f"Confirm your signature: {campaign.title}",
-        context={
-            "signature": signature,
-            "campaign": campaign,
-            "link": f"{settings.base_url}/{collective_slug}/{campaign.slug}/confirm/{token}",
+        render=CONFIRMATION_RENDERER,
+        args={
+            "signature_id": signature.id,
+            "token": tokens.compose(signature.id, secret),
+            "manage_token": tokens.compose(signature.id, manage_secret),
         },
         collective_id=campaign.collective_id,
     )
 
 
-def _collective_slug(session: Session, campaign: Campaign) -> str:
+def render_confirmations(
+    session: Session, settings: Settings, payloads: list[dict[str, Any]]
+) -> list[tuple[str, str] | None]:
+    """The bodies of queued confirmation emails, with one query for the whole batch.
+    A signature that is gone, or no longer waiting for (or holding) a confirmation,
+    gets None: its email is not sent."""
     from web.collectives.models import Collective
 
-    collective = session.get(Collective, campaign.collective_id)
-    return collective.slug if collective else ""
+    ids = [int(p["args"]["signature_id"]) for p in payloads]
+    rows = session.execute(
+        select(Signature, Campaign, Collective.slug)
+        .join(Campaign, Campaign.id == Signature.campaign_id)
+        .join(Collective, Collective.id == Signature.collective_id)
+        .where(Signature.id.in_(ids)),
+        execution_options={"all_collectives": True},
+    ).all()
+    found = {signature.id: (signature, campaign, slug) for signature, campaign, slug in rows}
+    sendable = (SignatureStatus.PENDING.value, SignatureStatus.VERIFIED.value)
+    bodies: list[tuple[str, str] | None] = []
+    for payload, signature_id in zip(payloads, ids, strict=True):
+        entry = found.get(signature_id)
+        if entry is None or entry[0].status not in sendable or not entry[0].email:
+            bodies.append(None)
+            continue
+        signature, campaign, slug = entry
+        page = f"{settings.base_url}/{slug}/{campaign.slug}"
+        context = {
+            "settings": settings,
+            "subject": payload["subject"],
+            "signature": signature,
+            "campaign": campaign,
+            "link": f"{page}/confirm/{payload['args']['token']}",
+            # To view, withdraw or erase the signature later (web/signatures/selfservice.py).
+            "manage_link": f"{page}/signature/{payload['args']['manage_token']}",
+        }
+        bodies.append(
+            (
+                render_template("emails/confirm_signature.txt", **context),
+                render_template("emails/confirm_signature.html", **context),
+            )
+        )
+    return bodies
 
 
 _INVALID = (
@@ -298,6 +348,8 @@ def confirm_signature(session: Session, campaign: Campaign, raw: str | None) -> 
     if changed and not signature.needs_reconsent:
         _add_to_count(session, campaign, 1)
     session.refresh(signature)
+    if changed:
+        statements.on_signature_verified(session, campaign, signature)
     return signature
 
 
@@ -373,7 +425,8 @@ def reconcile_counts(session: Session, campaign_id: int) -> tuple[int, int]:
 
 def mark_reconsent_needed(session: Session, campaign: Campaign, version: LetterVersion) -> int:
     """After a new version: signatures on older versions count only for those versions
-    until their signers confirm the new text (the emails are sent by the Signing flow)."""
+    until their signers confirm the new text. Their signers are asked to, by email, by a
+    job enqueued here that leaves after commit (workers/jobs/reconsent.py)."""
     result = session.execute(
         update(Signature)
         .where(
@@ -387,6 +440,14 @@ def mark_reconsent_needed(session: Session, campaign: Campaign, version: LetterV
     marked = int(cast("CursorResult[Any]", result).rowcount or 0)
     if marked:
         reconcile_counts(session, campaign.id)  # verified ones among them stop counting
+    # Also when none were newly marked: signers still waiting from an earlier new version
+    # are asked about this one (the job emails each signer once per version).
+    enqueue_job(
+        session,
+        RECONSENT_JOB,
+        payload={"campaign_id": campaign.id, "version_id": version.id},
+        collective_id=campaign.collective_id,
+    )
     return marked
 
 
@@ -625,10 +686,12 @@ def send_confirmation(
 ) -> None:
     """Email a fresh confirmation link (after commit); older links stop working."""
     secret, digest = tokens.new_secret()
+    manage, manage_digest = tokens.new_secret()
     signature.secret_hash = digest
+    signature.manage_secret_hash = manage_digest
     signature.confirmations_sent += 1
     session.flush()
-    _send_confirmation(session, settings, campaign, signature, secret)
+    _send_confirmation(session, settings, campaign, signature, secret, manage_secret=manage)
 
 
 def restore_signature(

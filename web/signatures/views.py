@@ -29,7 +29,8 @@ from web.db import utcnow
 from web.forms import ConfirmForm, max_length, strip
 from web.http import db_session
 from web.settings import Settings
-from web.signatures import services
+from web.signatures import services, trending
+from web.signatures.offline import counted_offline
 
 bp = tenant_blueprint("signatures", __name__)
 
@@ -43,8 +44,13 @@ STATUS_LABELS = {
     "quarantined": "In the moderation queue",
     "rejected": "Rejected",
     "withdrawn": "Withdrawn by the signer",
+    "erased": "Erased by the signer (an anonymous record kept after delivery)",
 }
-METHOD_LABELS = {"online": "Online", "assisted": "Assisted", "paper": "Paper"}
+METHOD_LABELS = {
+    "online": "Online",
+    "assisted": "Assisted (by phone or in person)",
+    "paper": "Paper",
+}
 REASON_LABELS = {
     "honeypot": "Filled in a field people never see",
     "too-fast": "Sent faster than a person can type",
@@ -205,6 +211,7 @@ def counts(campaign_id: int) -> str:
         per_day=cumulative,
         status_labels=STATUS_LABELS,
         method_labels=METHOD_LABELS,
+        offline=counted_offline(db_session(), campaign),
         day=_day,
     )
 
@@ -221,6 +228,8 @@ def moderation(campaign_id: int) -> str:
         "signatures/moderation.html",
         campaign=campaign,
         queue=queue,
+        flags=trending.open_flags(db_session(), campaign),
+        trend_window=trending.RECENT,
         can_act=_can_act(),
         reason_labels=REASON_LABELS,
         shown=IP_HASH_SHOWN,
@@ -266,6 +275,21 @@ def restore(campaign_id: int, signature_id: int) -> Page:
 @bp.post(f"{PREFIX}/<id:signature_id>/reject")
 def reject(campaign_id: int, signature_id: int) -> Page:
     return _moderate(campaign_id, signature_id, restore=False)
+
+
+@bp.post(f"{PREFIX}/flags/<id:flag_id>/dismiss")
+def dismiss_flag(campaign_id: int, flag_id: int) -> Page:
+    campaign = _campaign(campaign_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        flag = trending.dismiss_flag(db_session(), current_membership(), campaign, flag_id)
+    except PermissionError as exc:
+        return _refused(str(exc), 403)
+    except trending.FlagNotFound:
+        abort(404)
+    flash(f"Dismissed the warning about {flag.value}. It will not be raised again.", "success")
+    return redirect(url_for("signatures.moderation", campaign_id=campaign.id), 303)
 
 
 # --- bulk invalidation ---------------------------------------------------------------------

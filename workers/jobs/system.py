@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from web.accounts.services import purge_expired_tokens
@@ -24,16 +24,38 @@ MAX_REQUEUES = 10
 @system_job
 def reconcile_outbox(session: Session, limit: int = 500) -> int:
     """Re-enqueue committed outbox rows whose job is gone (Redis restarted, enqueue
-    failed, retries exhausted). Idempotent: a row whose job is alive is left alone, and
-    jobs skip rows already done. Gives up on a row after MAX_REQUEUES attempts.
-    Returns how many rows were re-enqueued."""
+    failed, retries exhausted), and make sure a drain is queued while emails are owed
+    (including those waiting out a temporary refusal). Idempotent: a row whose job is
+    alive is left alone, a live drain is not doubled, and jobs skip rows already done.
+    Gives up on a job row after MAX_REQUEUES attempts. Returns how many rows were
+    re-enqueued or handed to a new drain."""
     app = get_app()
     redis = app.extensions["chorus.redis"]
     dispatcher = app.extensions["chorus.dispatcher"]
-    cutoff = utcnow() - timedelta(seconds=settings().outbox_reconcile_after_seconds)
+    now = utcnow()
+    cutoff = now - timedelta(seconds=settings().outbox_reconcile_after_seconds)
+    owed_emails = session.scalar(
+        select(func.count()).select_from(
+            select(OutboxMessage.id)
+            .where(
+                OutboxMessage.kind == "email",
+                OutboxMessage.done_at.is_(None),
+                OutboxMessage.failed_at.is_(None),
+                OutboxMessage.created_at < cutoff,
+                or_(OutboxMessage.available_at.is_(None), OutboxMessage.available_at <= now),
+            )
+            .limit(limit)
+            .subquery()
+        )
+    )
+    drained = 0
+    if owed_emails and dispatcher.request_drain(force=True):
+        drained = int(owed_emails)
+        log.info("queued an email drain for %d owed emails", drained)
     rows = session.scalars(
         select(OutboxMessage)
         .where(
+            OutboxMessage.kind != "email",
             OutboxMessage.done_at.is_(None),
             OutboxMessage.failed_at.is_(None),
             OutboxMessage.created_at < cutoff,
@@ -60,7 +82,7 @@ def reconcile_outbox(session: Session, limit: int = 500) -> int:
     if requeue:
         dispatcher.dispatch(requeue)
         log.info("re-enqueued %d outbox rows", len(requeue))
-    return len(requeue)
+    return len(requeue) + drained
 
 
 @system_job
