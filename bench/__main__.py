@@ -1,9 +1,10 @@
 """`make bench` / `python -m bench [count|sign|suite] ...`: benchmarks with their own runner.
 
 Each benchmark starts its own embedded PostgreSQL and Redis in a temporary folder,
-migrates, seeds a published campaign, runs gunicorn (4 sync workers) on loopback, and
-drives it with `wrk` (Debian's package; installed with apt-get if missing). Results
-belong in docs/benchmarks.md with the command that produced them.
+migrates, seeds a published campaign, runs gunicorn (3 sync workers, as infra/Dockerfile
+does; BENCH_GUNICORN overrides the options) on loopback, and drives it with `wrk`
+(Debian's package; installed with apt-get if missing). Results belong in
+docs/benchmarks.md with the command that produced them.
 
   count   GET /<collective>/<campaign>/count.json          (issue: Signing §10)
   sign    POST /<collective>/<campaign>/sign, unique emails (issue: Signing §10)
@@ -26,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.cookiejar import CookieJar
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,8 +44,11 @@ def _ensure_wrk() -> str:
 
 
 @contextmanager
-def stack(signatures: int) -> Iterator[tuple[str, str, str]]:
-    """Servers + app + seed. Yields (base_url, collective_slug, campaign_slug)."""
+def stack(
+    signatures: int, extra_env: dict[str, str] | None = None, env_out: dict[str, str] | None = None
+) -> Iterator[tuple[str, str, str]]:
+    """Servers + app + seed. Yields (base_url, collective_slug, campaign_slug); fills
+    `env_out` with the environment the servers run with (for workers)."""
     from web.app import create_app
     from web.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, migrate
     from web.settings import Settings
@@ -65,12 +70,17 @@ def stack(signatures: int) -> Iterator[tuple[str, str, str]]:
             "REDIS_URL": redis.url,
             "BASE_URL": f"http://127.0.0.1:{port}",
             "COOKIE_SECURE": "false",
-            # The raw path is measured; production keeps per-IP limits on.
-            "RATELIMIT_ENABLED": "false",
+            # Rate limits stay on (each request pays for them); the load generator, all
+            # on 127.0.0.1, gets its own allowance instead of the 5-a-minute per IP.
+            "RATELIMIT_ENABLED": "true",
+            "SIGN_LIMIT_PER_IP": "1000000 per minute",
+            **(extra_env or {}),
             "CHORUS_INSTANCE_PATH": str(folder / "instance"),
             "ARGON2_TIME_COST": "1",
             "ARGON2_MEMORY_KIB": "8192",
         }
+        if env_out is not None:
+            env_out.update(env, BENCH_ADMIN_URL=pg.admin_url("bench"))
         app = create_app(Settings.from_env(env))
         collective_slug, campaign_slug = _seed(app, pg.admin_url("bench"), signatures)
         app.extensions["chorus.db"].engine.dispose()
@@ -81,8 +91,7 @@ def stack(signatures: int) -> Iterator[tuple[str, str, str]]:
                 "gunicorn",
                 "--bind",
                 f"127.0.0.1:{port}",
-                "--workers",
-                "4",
+                *os.environ.get("BENCH_GUNICORN", "--workers 3").split(),
                 "--log-level",
                 "warning",
                 "web.app:create_app()",
@@ -200,46 +209,152 @@ def bench_count(signatures: int, seconds: int) -> None:
         )
 
 
+class _CountingSMTP:
+    """aiosmtpd handler: counts what it accepts, keeps nothing."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.recipients: set[str] = set()
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:  # noqa: N802
+        self.received += 1
+        self.recipients.update(envelope.rcpt_tos)
+        return "250 OK"
+
+
+def _latency(out: str, pct: str) -> str:
+    found = re.search(rf"^\s+{pct}%\s+(\S+)", out, flags=re.MULTILINE)
+    return found.group(1) if found else "?"
+
+
 def bench_sign(seconds: int) -> None:
+    """Sign for `seconds` with wrk, check the database, then time the confirmation
+    emails' drain by two workers against a loopback SMTP server."""
+    from aiosmtpd.controller import Controller
+    from sqlalchemy import create_engine, text
+
+    from web.db import normalise_url
+    from web.embedded import free_port
+
+    smtp = _CountingSMTP()
+    smtp_port = free_port()
+    controller = Controller(smtp, hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+    env: dict[str, str] = {}
+    extra = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port)}
+    try:
+        with stack(0, extra, env) as (base, collective, campaign):
+            out = _sign_load(base, collective, campaign, seconds)
+            print(out)
+            rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+            done = re.search(r"(\d+) requests in", out)
+            errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+            socket = re.search(r"Socket errors: (.*)", out)
+            time.sleep(2)  # requests in flight when wrk stopped still commit
+            engine = create_engine(normalise_url(env["BENCH_ADMIN_URL"]))
+            with engine.connect() as conn:
+                rows, distinct, pending = conn.execute(
+                    text(
+                        "select count(*), count(distinct email_canonical),"
+                        " count(*) filter (where status = 'pending') from signatures"
+                    )
+                ).one()
+                owed = conn.execute(
+                    text("select count(*) from outbox_messages where kind = 'email'")
+                ).scalar_one()
+            print(
+                f"sign POSTs: {rate.group(1) if rate else '?'} requests/s over {seconds} s "
+                f"(wrk -t2 -c16), p50 {_latency(out, '50')}, p99 {_latency(out, '99')}, "
+                f"{errors.group(1) if errors else 0} not 2xx/3xx"
+                f"{', socket errors: ' + socket.group(1) if socket else ''}"
+            )
+            print(
+                f"database: {rows} signatures for {done.group(1) if done else '?'} requests "
+                f"wrk completed, {distinct} distinct emails, {pending} pending; "
+                f"{owed} confirmation emails owed"
+            )
+            drained, elapsed = _drain(env, engine, int(owed))
+            engine.dispose()
+            print(
+                f"email drain: {drained} confirmation emails in {elapsed:.1f} s = "
+                f"{drained / elapsed if elapsed else 0:.0f} emails/s with 2 workers; "
+                f"the SMTP server accepted {smtp.received} for {len(smtp.recipients)} "
+                "distinct recipients"
+            )
+    finally:
+        controller.stop()
+
+
+def _sign_load(base: str, collective: str, campaign: str, seconds: int) -> str:
     from itsdangerous import URLSafeTimedSerializer
 
-    with stack(0) as (base, collective, campaign):
-        page = f"{base}/{collective}/{campaign}"
-        jar = CookieJar()
-        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-        html = opener.open(page).read().decode()
-        csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
-        assert csrf, "no CSRF token on the campaign page"
-        cookie = "; ".join(f"{c.name}={c.value}" for c in jar)
-        started = URLSafeTimedSerializer(
-            "bench-secret-key-bench-secret-key-0123456789", salt="sign-form"
-        ).dumps(int(time.time()) - 60)
-        script = Path(tempfile.mkstemp(suffix=".lua")[1])
-        script.write_text(
-            SIGN_LUA
-            % {
-                "path": f"/{collective}/{campaign}/sign",
-                "cookie": cookie,
-                "body": urllib.parse.urlencode(
-                    {
-                        "csrf_token": csrf.group(1),
-                        "started": started,
-                        "name": "Load Test",
-                        "postcode": "",
-                        "statement": "",
-                        "website": "",
-                    }
-                ),
-            }
+    page = f"{base}/{collective}/{campaign}"
+    jar = CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    html = opener.open(page).read().decode()
+    csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
+    assert csrf, "no CSRF token on the campaign page"
+    cookie = "; ".join(f"{c.name}={c.value}" for c in jar)
+    started = URLSafeTimedSerializer(
+        "bench-secret-key-bench-secret-key-0123456789", salt="sign-form"
+    ).dumps(int(time.time()) - 60)
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    script.write_text(
+        SIGN_LUA
+        % {
+            "path": f"/{collective}/{campaign}/sign",
+            "cookie": cookie,
+            "body": urllib.parse.urlencode(
+                {
+                    "csrf_token": csrf.group(1),
+                    "started": started,
+                    "name": "Load Test",
+                    "postcode": "",
+                    "statement": "",
+                    "website": "",
+                }
+            ),
+        }
+    )
+    return _wrk(["-t2", "-c16", f"-d{seconds}s", "--latency", "-s", str(script), page])
+
+
+def _drain(env: dict[str, str], engine: object, owed: int) -> tuple[int, float]:
+    """Start two workers on the email queue; time them until no email is owed."""
+    from sqlalchemy import text
+
+    query = text(
+        "select count(*) from outbox_messages"
+        " where kind = 'email' and done_at is null and failed_at is null"
+    )
+    logs = [Path(tempfile.gettempdir(), f"chorus-bench-worker-{i}.log").open("w") for i in (1, 2)]  # noqa: SIM115 - closed below
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "workers", "email"],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
-        out = _wrk(["-t2", "-c16", f"-d{seconds}s", "--latency", "-s", str(script), page])
-        print(out)
-        rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
-        errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-        print(
-            f"sign POSTs: {rate.group(1) if rate else '?'} requests/s "
-            f"(wrk -t2 -c16 -d{seconds}s), {errors.group(1) if errors else 0} not 2xx/3xx"
-        )
+        for log in logs
+    ]
+    start = time.monotonic()
+    try:
+        while time.monotonic() - start < 600:
+            with engine.connect() as conn:  # type: ignore[attr-defined]
+                left = conn.execute(query).scalar_one()
+            if left == 0:
+                break
+            time.sleep(0.1)
+        elapsed = time.monotonic() - start
+    finally:
+        for w in workers:
+            w.terminate()
+        for w in workers:
+            w.wait(timeout=30)
+        for log in logs:
+            log.close()
+    return owed - int(left), elapsed
 
 
 SIGN_LUA = """
@@ -277,12 +392,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("which", nargs="?", default="count", choices=["count", "sign", "suite"])
     parser.add_argument("--signatures", type=int, default=100_000)
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=None, help="default: count 10, sign 60")
     args = parser.parse_args(argv)
     if args.which == "count":
-        bench_count(args.signatures, args.seconds)
+        bench_count(args.signatures, args.seconds or 10)
     elif args.which == "sign":
-        bench_sign(args.seconds)
+        bench_sign(args.seconds or 60)
     else:
         bench_suite()
 

@@ -302,9 +302,11 @@ def _quarantined(session: Session, app: Flask, campaign: Campaign, email: str) -
             ip="203.0.113.9",
             suspicious="honeypot",
         )
-    assert outcome.signature is not None
-    assert outcome.signature.status == "quarantined"
-    return outcome.signature
+    assert outcome.action == "quarantined"
+    signature = session.get(Signature, outcome.signature_id)
+    assert signature is not None
+    assert signature.status == "quarantined"
+    return signature
 
 
 def test_restore_sends_the_confirmation_email_and_the_signature_then_counts(

@@ -248,9 +248,9 @@ def test_the_reconciler_repairs_a_drifted_count(session: Session, app: Flask) ->
         outcome = signing.record_signature(
             session, app.extensions["chorus.settings"], campaign, name="A", email="a@example.org"
         )
-    assert outcome.signature is not None
+    assert outcome.signature_id is not None
     session.execute(
-        update(Signature).where(Signature.id == outcome.signature.id).values(status="verified")
+        update(Signature).where(Signature.id == outcome.signature_id).values(status="verified")
     )
     session.add(
         SignatureCount(collective_id=collective.id, campaign_id=campaign.id, shard=3, verified=41)
@@ -270,7 +270,7 @@ def test_a_new_version_asks_earlier_signers_to_re_consent(session: Session, app:
         first = signing.record_signature(
             session, settings, campaign, name="A", email="a@example.org"
         )
-    assert first.signature is not None
+    assert first.signature_id is not None
     session.execute(update(Signature).values(status="verified"))
     signing.reconcile_counts(session, campaign.id)
     assert signing.verified_count(session, campaign) == 1
@@ -288,7 +288,7 @@ def test_a_new_version_asks_earlier_signers_to_re_consent(session: Session, app:
     )
     v2 = campaigns.publish(session, member, collective, campaign)
     session.expire_all()
-    signature = session.get(Signature, first.signature.id)
+    signature = session.get(Signature, first.signature_id)
     assert signature is not None
     assert signature.needs_reconsent
     assert signature.letter_version_id != v2.id
@@ -478,3 +478,56 @@ def test_count_json_is_served_from_the_cache_between_database_reads(
     assert client.get(url).get_json()["verified"] == 5
     assert client.get(f"/{collective.slug}/no-such-campaign/count.json").status_code == 404
     assert client.post(url).status_code == 405
+
+
+def test_one_address_signing_over_and_over_is_refused_with_a_time_to_retry(
+    client: FlaskClient, session: Session, app: Flask
+) -> None:
+    collective, campaign = _published(session, app)
+    page = f"/{collective.slug}/{campaign.slug}"
+    statuses = [_sign(client, page, email=f"burst{i}@example.org").status_code for i in range(6)]
+    assert statuses == [303] * 5 + [429]  # SIGN_LIMIT_PER_IP: 5 a minute from one address
+    refused = _sign(client, page, email="burst-late@example.org")
+    assert refused.status_code == 429
+    assert "too many times" in refused.get_data(as_text=True)
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60  # the rest of the minute
+    session.expire_all()
+    set_current_collective(session, collective.id)
+    emails = set(session.scalars(select(Signature.email)))
+    assert emails == {f"burst{i}@example.org" for i in range(5)}
+
+
+def test_a_campaign_closed_by_another_process_refuses_signatures_at_once(
+    client: FlaskClient, session: Session, app: Flask
+) -> None:
+    """Signing keeps what it knows of a campaign for a moment (per process). A change made
+    elsewhere, invisible to that memory, must still stop signatures: the insert itself
+    checks that the campaign is collecting."""
+    collective, campaign = _published(session, app)
+    page = f"/{collective.slug}/{campaign.slug}"
+    assert _sign(client, page, email="before@example.org").status_code == 303
+    html = client.get(page).get_data(as_text=True)  # the form, still open in a tab
+    # Another server closes the campaign: plain SQL, no ORM event in this process.
+    session.execute(
+        update(Campaign).where(Campaign.id == campaign.id).values(state="closed"),
+        execution_options={"synchronize_session": False},
+    )
+    session.flush()
+    shown = URLSafeTimedSerializer(client.application.secret_key or "", salt="sign-form")
+    refused = client.post(
+        f"{page}/sign",
+        data={
+            "csrf_token": csrf_token(html),
+            "started": shown.dumps(int(time.time()) - 60),
+            "name": "Late Signer",
+            "email": "after@example.org",
+            "postcode": "",
+            "statement": "",
+            "website": "",
+        },
+    )
+    assert refused.status_code == 422
+    assert "no longer collecting signatures" in refused.get_data(as_text=True)
+    session.expire_all()
+    set_current_collective(session, collective.id)
+    assert set(session.scalars(select(Signature.email))) == {"before@example.org"}

@@ -66,7 +66,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         RATELIMIT_ENABLED=settings.ratelimit_enabled,
         RATELIMIT_STORAGE_URI=_limiter_storage(settings.redis_url),
         RATELIMIT_KEY_PREFIX=f"{settings.rq_queue_prefix}ratelimit",
-        RATELIMIT_HEADERS_ENABLED=True,
+        # Off: X-RateLimit headers cost Redis round trips on every limited request (the
+        # signing path most of all); a refusal still says when to retry (Retry-After).
+        RATELIMIT_HEADERS_ENABLED=False,
         TESTING=settings.env == "test",
     )
     app.extensions["chorus.settings"] = settings
@@ -208,7 +210,13 @@ def _register_hooks(app: Flask, settings: Settings) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
         if exc.code == 429:
-            return http.error_response(429, http.MESSAGES[429])
+            response = http.error_response(429, http.MESSAGES[429])
+            retry_after = getattr(exc, "retry_after", None)  # SignRateLimited
+            if not isinstance(retry_after, int):
+                limit = getattr(exc, "limit", None)  # flask_limiter's RateLimitExceeded
+                retry_after = getattr(getattr(limit, "limit", None), "get_expiry", lambda: 60)()
+            response.headers["Retry-After"] = str(int(retry_after))
+            return response
         return http.handle_http_exception(exc)
 
     @app.errorhandler(Exception)

@@ -9,4 +9,4 @@ from flask_wtf.csrf import CSRFProtect
 
 csrf = CSRFProtect()
 login_manager = LoginManager()
-limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True)
+limiter = Limiter(key_func=get_remote_address, default_limits=[])  # settings in create_app

@@ -182,6 +182,11 @@ def queue_deferred_email(
     return row
 
 
+def note_committed_later(session: Session, outbox_id: int, queue: str, func: str) -> None:
+    """For rows written with SQL rather than the ORM: dispatch them after commit too."""
+    session.info.setdefault(PENDING_KEY, []).append((outbox_id, queue, func))
+
+
 # Headers `web.mail.build_message` writes itself: a second copy would be ambiguous.
 _SET_BY_MAILER = frozenset({"from", "to", "subject", "date", "message-id"})
 _HEADER_NAME = re.compile(r"^[!-9;-~]{1,76}$")  # printable ASCII without ":" (RFC 5322)

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, event, text
+from sqlalchemy import BigInteger, ForeignKey, event
 from sqlalchemy.orm import (
     Mapped,
     ORMExecuteState,
@@ -93,11 +93,10 @@ def system_scope(session: Session) -> Iterator[None]:
 
 def _apply_settings(connection: Any, session: Session) -> None:
     collective_id = session.info.get(COLLECTIVE_KEY)
-    connection.execute(
-        text(
-            "select set_config('app.collective_id', :cid, true),"
-            " set_config('app.all_collectives', :all, true)"
-        ),
+    # At the start of every transaction: the driver's own call, without compiling SQL.
+    connection.exec_driver_sql(
+        "select set_config('app.collective_id', %(cid)s, true),"
+        " set_config('app.all_collectives', %(all)s, true)",
         {
             "cid": "" if collective_id is None else str(int(collective_id)),
             "all": "on" if session.info.get(SYSTEM_KEY) else "off",

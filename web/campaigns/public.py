@@ -31,6 +31,7 @@ from web.settings import Settings
 from web.signatures import offline, selfservice
 from web.signatures import services as signing
 from web.signatures.forms import SignForm
+from web.signatures.limits import check_sign_limits
 from web.signatures.statements import public_statements
 from web.tenancy import set_current_collective
 
@@ -140,24 +141,28 @@ def _settings() -> Settings:
     return settings
 
 
-def _campaign_key() -> str:
-    view_args = request.view_args or {}
-    return f"sign:{view_args.get('collective_slug')}/{view_args.get('campaign_slug')}"
-
-
 @bp.post(f"{CAMPAIGN}/sign")
-@limiter.limit(lambda: _settings().sign_limit_per_ip)
-@limiter.limit(lambda: _settings().sign_limit_per_campaign, key_func=_campaign_key)
 def sign(collective_slug: str, campaign_slug: str) -> Response | tuple[str, int]:
-    collective, campaign = _load(collective_slug, campaign_slug)
+    # The busiest route: limits in one Redis round trip, no ORM campaign unless the
+    # form must be shown again.
+    check_sign_limits(
+        current_app.extensions["chorus.redis"],
+        _settings(),
+        request.remote_addr or "",
+        f"{collective_slug}/{campaign_slug}",
+    )
+    s = db_session()
+    target = signing.sign_target(s, collective_slug, campaign_slug)
+    if target is None:
+        abort(404)
     form = SignForm()
     if not form.validate_on_submit():
-        return _render_campaign(collective, campaign, form), 422
+        return _render_campaign(*_load(collective_slug, campaign_slug), form), 422
     try:
         signing.record_signature(
-            db_session(),
-            current_app.extensions["chorus.settings"],
-            campaign,
+            s,
+            _settings(),
+            target,
             name=form.name.data or "",
             email=form.email.data or "",
             postcode=form.postcode.data or "",
@@ -169,6 +174,7 @@ def sign(collective_slug: str, campaign_slug: str) -> Response | tuple[str, int]
             suspicious=_suspicion(form),
         )
     except signing.SigningError as exc:
+        collective, campaign = _load(collective_slug, campaign_slug)
         field = getattr(form, exc.field, None)
         if field is not None and exc.field != "token":
             field.errors = [*field.errors, str(exc)]
@@ -176,9 +182,7 @@ def sign(collective_slug: str, campaign_slug: str) -> Response | tuple[str, int]
         return _render_campaign(collective, campaign, form, error=str(exc)), 422
     return redirect(
         url_for(
-            "public.check_email",
-            collective_slug=collective.slug,
-            campaign_slug=campaign.slug,
+            "public.check_email", collective_slug=target.collective_slug, campaign_slug=target.slug
         ),
         303,
     )

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import random
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, cast
@@ -27,6 +28,7 @@ from sqlalchemy import (
     ColumnElement,
     CursorResult,
     case,
+    event,
     func,
     literal_column,
     or_,
@@ -41,7 +43,7 @@ from web.campaigns.models import Campaign, CampaignState, LetterVersion
 from web.collectives.models import Membership, Role
 from web.collectives.services import require_role
 from web.db import utcnow
-from web.outbox import enqueue_job, queue_deferred_email
+from web.outbox import EMAIL_JOB, enqueue_job, note_committed_later, queue_deferred_email
 from web.settings import Settings
 from web.signatures import statements
 from web.signatures.models import Signature, SignatureCount, SignatureMethod, SignatureStatus
@@ -121,14 +123,143 @@ def hash_ip(settings: Settings, ip: str | None) -> str:
 class SignOutcome:
     """What happened, for tests and logs; the signer sees the same page every time."""
 
-    signature: Signature | None
+    signature_id: int | None
     action: str  # "created" | "resent" | "limit" | "quarantined" | "already_verified"
+
+
+@dataclass(frozen=True)
+class SignTarget:
+    """What signing needs to know of a published campaign, cheap to keep for a moment."""
+
+    collective_id: int
+    collective_slug: str
+    id: int
+    slug: str
+    title: str
+    state: str
+    postcode_mode: str
+    statements_enabled: bool
+
+
+# (collective slug, campaign slug) -> (expiry on the monotonic clock, target). Reused for
+# TARGET_TTL seconds, and dropped in this process whenever a campaign or collective is
+# written (`forget_sign_targets`, wired to the session in web/db.py). Another process
+# may go on using a target for up to TARGET_TTL seconds after a change: the insert
+# itself checks that the campaign is collecting, and a failed insert reloads.
+TARGET_TTL = 2.0
+_targets: dict[tuple[str, str], tuple[float, SignTarget]] = {}
+
+
+def forget_sign_targets() -> None:
+    _targets.clear()
+
+
+@event.listens_for(Session, "after_flush")
+def _forget_on_change(session: Session, _context: object) -> None:
+    from web.collectives.models import Collective
+
+    changed = (*session.new, *session.dirty, *session.deleted)
+    if _targets and any(isinstance(obj, Campaign | Collective) for obj in changed):
+        forget_sign_targets()
+
+
+def sign_target(
+    session: Session, collective_slug: str, campaign_slug: str, *, fresh: bool = False
+) -> SignTarget | None:
+    """The published campaign at these slugs, or None; makes its collective the
+    session's tenant. A recent answer is reused without touching the database."""
+    from web.campaigns.services import find_public_campaign
+    from web.collectives.models import Collective
+    from web.tenancy import set_current_collective
+
+    key = (collective_slug, campaign_slug)
+    cached = None if fresh else _targets.get(key)
+    if cached is not None and cached[0] > time.monotonic():
+        set_current_collective(session, cached[1].collective_id)
+        return cached[1]
+    collective = session.scalar(select(Collective).where(Collective.slug == collective_slug))
+    if collective is None:
+        return None
+    set_current_collective(session, collective.id)
+    campaign = find_public_campaign(session, campaign_slug)
+    if campaign is None:
+        return None
+    target = SignTarget(
+        collective_id=collective.id,
+        collective_slug=collective.slug,
+        id=campaign.id,
+        slug=campaign.slug,
+        title=campaign.title,
+        state=campaign.state,
+        postcode_mode=campaign.postcode_mode,
+        statements_enabled=campaign.statements_enabled,
+    )
+    if len(_targets) > 10_000:
+        _targets.clear()
+    _targets[key] = (time.monotonic() + TARGET_TTL, target)
+    return target
+
+
+def _as_target(session: Session, campaign: Campaign | SignTarget) -> SignTarget:
+    if isinstance(campaign, SignTarget):
+        return campaign
+    from web.collectives.models import Collective
+
+    collective = session.get(Collective, campaign.collective_id)
+    return SignTarget(
+        collective_id=campaign.collective_id,
+        collective_slug=collective.slug if collective else "",
+        id=campaign.id,
+        slug=campaign.slug,
+        title=campaign.title,
+        state=campaign.state,
+        postcode_mode=campaign.postcode_mode,
+        statements_enabled=campaign.statements_enabled,
+    )
+
+
+# One statement for the busiest path: the newest letter version (only while the
+# campaign is collecting, so a stale SignTarget cannot sign a closed campaign), the
+# signature (the unique index lets one of concurrent duplicates in) and its confirmation
+# email, queued as a reference for the worker to render.
+_SIGN_SQL = """
+WITH version AS (
+    SELECT v.id FROM letter_versions v JOIN campaigns k ON k.id = v.campaign_id
+    WHERE v.campaign_id = %(campaign_id)s AND k.state = 'collecting'
+    ORDER BY v.number DESC LIMIT 1
+), signature AS (
+    INSERT INTO signatures (
+        collective_id, campaign_id, letter_version_id, name, email, email_canonical,
+        postcode, statement, show_name, wants_updates, show_statement, statement_status,
+        method, status, quarantine_reason, secret_hash, manage_secret_hash,
+        confirmations_sent, ip_hash)
+    SELECT %(collective_id)s, %(campaign_id)s, version.id, %(name)s, %(email)s, %(email_canonical)s,
+        %(postcode)s, %(statement)s, %(show_name)s, %(wants_updates)s, %(show_statement)s,
+        %(statement_status)s, 'online', %(status)s, %(quarantine_reason)s, %(secret_hash)s,
+        %(manage_secret_hash)s, %(confirmations_sent)s, %(ip_hash)s
+    FROM version
+    ON CONFLICT (campaign_id, email_canonical) DO NOTHING
+    RETURNING id
+), email AS (
+    INSERT INTO outbox_messages (kind, queue, func, collective_id, payload)
+    SELECT 'email', 'email', %(email_job)s, %(collective_id)s, jsonb_build_object(
+        'to', CAST(%(email)s AS text), 'subject', CAST(%(subject)s AS text),
+        'render', CAST(%(renderer)s AS text), 'headers', '{}'::jsonb,
+        'message_id', CAST(%(message_id)s AS text),
+        'args', jsonb_build_object(
+            'signature_id', signature.id, 'secret', CAST(%(secret)s AS text),
+            'manage_secret', CAST(%(manage)s AS text)))
+    FROM signature WHERE CAST(%(send)s AS boolean)
+    RETURNING id
+)
+SELECT signature.id, (SELECT id FROM email) FROM signature
+"""
 
 
 def record_signature(
     session: Session,
     settings: Settings,
-    campaign: Campaign,
+    campaign: Campaign | SignTarget,
     *,
     name: str,
     email: str,
@@ -144,78 +275,93 @@ def record_signature(
 
     `suspicious` names why the submission looks automated; such a signature is kept
     quarantined, uncounted and unconfirmed. Idempotent per (campaign, canonical email).
+    The session's tenant must be the campaign's collective (`sign_target` sets it).
     """
-    if campaign.state != CampaignState.COLLECTING.value:
+    from web.mail import make_message_id
+
+    target = _as_target(session, campaign)
+    if target.state != CampaignState.COLLECTING.value:
         raise SigningError("name", "This campaign is not collecting signatures any more.")
-    name, email, postcode, statement = _clean(campaign, name, email, postcode, statement)
-    # The version signed is the newest at the moment of the insert: a subquery in the
-    # INSERT itself, one round trip fewer on the busiest path.
-    version_id = (
-        select(LetterVersion.id)
-        .where(LetterVersion.campaign_id == campaign.id)
-        .order_by(LetterVersion.number.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
+    name, email, postcode, statement = _clean(target, name, email, postcode, statement)
     canonical = canonical_email(email)
     secret, digest = tokens.new_secret()
     manage, manage_digest = tokens.new_secret()  # the private "your signature" link
     status = SignatureStatus.QUARANTINED.value if suspicious else SignatureStatus.PENDING.value
-    # Concurrent submissions of one address race here: the unique index lets one in.
-    signature = session.scalars(
-        insert(Signature)
-        .values(
-            collective_id=campaign.collective_id,
-            campaign_id=campaign.id,
-            letter_version_id=version_id,
-            name=name,
-            email=email,
-            email_canonical=canonical,
-            postcode=postcode,
-            statement=statement,
-            show_name=show_name,
-            wants_updates=wants_updates,
-            show_statement=bool(statement) and show_statement,
-            statement_status=statements.initial_status(statement, show_statement),
-            status=status,
-            quarantine_reason=suspicious[:64],
-            secret_hash=digest,
-            manage_secret_hash=manage_digest,
-            confirmations_sent=0 if suspicious else 1,
-            ip_hash=hash_ip(settings, ip),
+    row = (
+        session.connection()
+        .exec_driver_sql(
+            _SIGN_SQL,
+            {
+                "collective_id": target.collective_id,
+                "campaign_id": target.id,
+                "name": name,
+                "email": email,
+                "email_canonical": canonical,
+                "postcode": postcode,
+                "statement": statement,
+                "show_name": show_name,
+                "wants_updates": wants_updates,
+                "show_statement": bool(statement) and show_statement,
+                "statement_status": statements.initial_status(statement, show_statement),
+                "status": status,
+                "quarantine_reason": suspicious[:64],
+                "secret_hash": digest,
+                "manage_secret_hash": manage_digest,
+                "confirmations_sent": 0 if suspicious else 1,
+                "ip_hash": hash_ip(settings, ip),
+                "email_job": EMAIL_JOB,
+                "subject": _confirmation_subject(target.title),
+                "renderer": CONFIRMATION_RENDERER,
+                "message_id": make_message_id(),
+                "secret": secret,
+                "manage": manage,
+                "send": not suspicious,
+            },
         )
-        .on_conflict_do_nothing(index_elements=["campaign_id", "email_canonical"])
-        .returning(Signature)
-    ).first()
-    if signature is not None:
+        .first()
+    )
+    if row is not None:
+        signature_id, outbox_id = row
         if suspicious:
-            return SignOutcome(signature, "quarantined")
-        _send_confirmation(session, settings, campaign, signature, secret, manage_secret=manage)
-        return SignOutcome(signature, "created")
+            return SignOutcome(signature_id, "quarantined")
+        note_committed_later(session, outbox_id, "email", EMAIL_JOB)
+        return SignOutcome(signature_id, "created")
 
     existing = session.scalar(
         select(Signature)
-        .where(Signature.campaign_id == campaign.id, Signature.email_canonical == canonical)
+        .where(Signature.campaign_id == target.id, Signature.email_canonical == canonical)
         .with_for_update()
     )
-    if existing is None or suspicious or existing.status == SignatureStatus.QUARANTINED.value:
-        return SignOutcome(existing, "quarantined")
+    if existing is None:
+        # Nothing inserted and nothing to conflict with: the campaign stopped collecting
+        # (or this process's SignTarget is out of date).
+        fresh = session.get(Campaign, target.id)
+        if fresh is None or fresh.state != CampaignState.COLLECTING.value:
+            forget_sign_targets()
+            raise SigningError("name", "This campaign is not collecting signatures any more.")
+        return SignOutcome(None, "quarantined")
+    if suspicious or existing.status == SignatureStatus.QUARANTINED.value:
+        return SignOutcome(existing.id, "quarantined")
     if existing.status == SignatureStatus.VERIFIED.value:
-        return SignOutcome(existing, "already_verified")
+        return SignOutcome(existing.id, "already_verified")
     if existing.status != SignatureStatus.PENDING.value:
-        return SignOutcome(existing, "limit")
+        return SignOutcome(existing.id, "limit")
     if existing.confirmations_sent >= MAX_CONFIRMATIONS:
-        return SignOutcome(existing, "limit")
+        return SignOutcome(existing.id, "limit")
     existing.confirmations_sent += 1
     existing.secret_hash = digest  # the newest link works; older ones stop
     existing.manage_secret_hash = manage_digest  # likewise its "your signature" link
     session.flush()
-    _send_confirmation(session, settings, campaign, existing, secret, manage_secret=manage)
-    return SignOutcome(existing, "resent")
+    _send_confirmation(session, settings, target, existing, secret, manage_secret=manage)
+    return SignOutcome(existing.id, "resent")
+
+
+def _confirmation_subject(title: str) -> str:
+    return f"Confirm your signature: {title}"
 
 
 def _clean(
-    campaign: Campaign, name: str, email: str, postcode: str, statement: str
+    campaign: Campaign | SignTarget, name: str, email: str, postcode: str, statement: str
 ) -> tuple[str, str, str, str]:
     name = name.strip()
     email = email.strip()
@@ -248,24 +394,20 @@ CONFIRMATION_RENDERER = "web.signatures.services.render_confirmations"
 def _send_confirmation(
     session: Session,
     settings: Settings,
-    campaign: Campaign,
+    campaign: Campaign | SignTarget,
     signature: Signature,
     secret: str,
     *,
     manage_secret: str,
 ) -> None:
     """Queue the confirmation email as a reference: the worker renders it
-    (`render_confirmations`), so the signing request renders no template."""
+    (`render_confirmations`), so no signing request renders a template."""
     queue_deferred_email(
         session,
         to=signature.email,
-        subject=f"Confirm your signature: {campaign.title}",
+        subject=_confirmation_subject(campaign.title),
         render=CONFIRMATION_RENDERER,
-        args={
-            "signature_id": signature.id,
-            "token": tokens.compose(signature.id, secret),
-            "manage_token": tokens.compose(signature.id, manage_secret),
-        },
+        args={"signature_id": signature.id, "secret": secret, "manage_secret": manage_secret},
         collective_id=campaign.collective_id,
     )
 
@@ -295,15 +437,18 @@ def render_confirmations(
             bodies.append(None)
             continue
         signature, campaign, slug = entry
+        args = payload["args"]
         page = f"{settings.base_url}/{slug}/{campaign.slug}"
         context = {
             "settings": settings,
             "subject": payload["subject"],
             "signature": signature,
             "campaign": campaign,
-            "link": f"{page}/confirm/{payload['args']['token']}",
+            "link": f"{page}/confirm/{tokens.compose(signature.id, args['secret'])}",
             # To view, withdraw or erase the signature later (web/signatures/selfservice.py).
-            "manage_link": f"{page}/signature/{payload['args']['manage_token']}",
+            "manage_link": (
+                f"{page}/signature/{tokens.compose(signature.id, args['manage_secret'])}"
+            ),
         }
         bodies.append(
             (
