@@ -73,11 +73,10 @@ class Dispatcher(Protocol):
 
 
 def attach_dispatcher(session: Session, dispatcher: Dispatcher | None) -> None:
+    """Send this session's committed outbox rows to `dispatcher`. (The commit hooks are
+    registered once for every Session, below: registering them per session cost a
+    noticeable part of each request.)"""
     session.info[DISPATCHER_KEY] = dispatcher
-    if not session.info.get("chorus.outbox_hooks"):
-        session.info["chorus.outbox_hooks"] = True
-        event.listen(session, "after_commit", _after_commit)
-        event.listen(session, "after_rollback", _after_rollback)
 
 
 def enqueue_job(
@@ -201,6 +200,7 @@ def check_headers(headers: dict[str, str]) -> None:
             raise ValueError(f"The email header {name} must not contain a line break.")
 
 
+@event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
     pending = session.info.pop(PENDING_KEY, [])
     dispatcher = session.info.get(DISPATCHER_KEY)
@@ -212,5 +212,6 @@ def _after_commit(session: Session) -> None:
         log.exception("could not enqueue %d outbox rows; the reconciler will retry", len(pending))
 
 
+@event.listens_for(Session, "after_rollback")
 def _after_rollback(session: Session) -> None:
     session.info.pop(PENDING_KEY, None)

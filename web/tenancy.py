@@ -166,13 +166,32 @@ def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
                 )
 
 
+HOOKS_KEY = "chorus.hooks"
+
+
 def install_session_hooks(session: Session) -> None:
-    if session.info.get("chorus.hooks"):
-        return
-    session.info["chorus.hooks"] = True
-    event.listen(session, "after_begin", _after_begin)
-    event.listen(session, "do_orm_execute", _do_orm_execute)
-    event.listen(session, "before_flush", _before_flush)
+    """Put this session under the tenancy rules. The listeners are registered once for
+    the Session class (per-session registration cost a noticeable part of each request)
+    and act only on sessions marked here."""
+    session.info[HOOKS_KEY] = True
+
+
+@event.listens_for(Session, "after_begin")
+def _class_after_begin(session: Session, transaction: Any, connection: Any) -> None:
+    if session.info.get(HOOKS_KEY):
+        _after_begin(session, transaction, connection)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _class_do_orm_execute(state: ORMExecuteState) -> None:
+    if state.session.info.get(HOOKS_KEY):
+        _do_orm_execute(state)
+
+
+@event.listens_for(Session, "before_flush")
+def _class_before_flush(session: Session, context: Any, instances: Any) -> None:
+    if session.info.get(HOOKS_KEY):
+        _before_flush(session, context, instances)
 
 
 # --- SQL used by migrations --------------------------------------------------------

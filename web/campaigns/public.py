@@ -142,6 +142,7 @@ def _settings() -> Settings:
 
 
 @bp.post(f"{CAMPAIGN}/sign")
+@limiter.exempt  # its own limits, in one Redis round trip (web/signatures/limits.py)
 def sign(collective_slug: str, campaign_slug: str) -> Response | tuple[str, int]:
     # The busiest route: limits in one Redis round trip, no ORM campaign unless the
     # form must be shown again.
