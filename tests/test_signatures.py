@@ -531,3 +531,25 @@ def test_a_campaign_closed_by_another_process_refuses_signatures_at_once(
     session.expire_all()
     set_current_collective(session, collective.id)
     assert set(session.scalars(select(Signature.email))) == {"before@example.org"}
+
+
+def test_an_out_of_date_campaign_lookup_heals_itself(
+    client: FlaskClient, session: Session, app: Flask
+) -> None:
+    """If this process remembers another campaign at these addresses (it was deleted and
+    made again elsewhere), the signature still lands on the campaign that is there now."""
+    from dataclasses import replace
+
+    collective, campaign = _published(session, app)
+    page = f"/{collective.slug}/{campaign.slug}"
+    assert _sign(client, page, email="first@example.org").status_code == 303
+    [(key, (expiry, target))] = [
+        item for item in signing._targets.items() if item[0][1:] == (collective.slug, "fair-pip")
+    ]
+    signing._targets[key] = (expiry + 60, replace(target, id=target.id + 10**9))
+    assert _sign(client, page, email="second@example.org").status_code == 303
+    session.expire_all()
+    set_current_collective(session, collective.id)
+    rows = session.execute(select(Signature.email, Signature.campaign_id)).all()
+    assert sorted(rows) == [("first@example.org", campaign.id), ("second@example.org", campaign.id)]
+    assert signing._targets[key][1].id == campaign.id  # remembered correctly again

@@ -141,13 +141,13 @@ class SignTarget:
     statements_enabled: bool
 
 
-# (collective slug, campaign slug) -> (expiry on the monotonic clock, target). Reused for
+# (database, collective slug, campaign slug) -> (expiry on the monotonic clock, target). Reused for
 # TARGET_TTL seconds, and dropped in this process whenever a campaign or collective is
 # written (`forget_sign_targets`, wired to the session in web/db.py). Another process
 # may go on using a target for up to TARGET_TTL seconds after a change: the insert
 # itself checks that the campaign is collecting, and a failed insert reloads.
 TARGET_TTL = 2.0
-_targets: dict[tuple[str, str], tuple[float, SignTarget]] = {}
+_targets: dict[tuple[str, str, str], tuple[float, SignTarget]] = {}
 
 
 def forget_sign_targets() -> None:
@@ -172,7 +172,8 @@ def sign_target(
     from web.collectives.models import Collective
     from web.tenancy import set_current_collective
 
-    key = (collective_slug, campaign_slug)
+    # Per database too: one process may serve two (the tests' live server does).
+    key = (str(session.get_bind().engine.url), collective_slug, campaign_slug)
     cached = None if fresh else _targets.get(key)
     if cached is not None and cached[0] > time.monotonic():
         set_current_collective(session, cached[1].collective_id)
@@ -270,6 +271,7 @@ def record_signature(
     show_statement: bool = False,
     ip: str | None = None,
     suspicious: str = "",
+    retry_stale: bool = True,
 ) -> SignOutcome:
     """Store a pending signature and email its confirmation link (after commit).
 
@@ -333,12 +335,29 @@ def record_signature(
         .with_for_update()
     )
     if existing is None:
-        # Nothing inserted and nothing to conflict with: the campaign stopped collecting
-        # (or this process's SignTarget is out of date).
-        fresh = session.get(Campaign, target.id)
+        # Nothing inserted and nothing to conflict with: the campaign stopped collecting,
+        # or this process's SignTarget is out of date. Look again, and try once more if
+        # the campaign at these addresses is another one now.
+        forget_sign_targets()
+        fresh = sign_target(session, target.collective_slug, target.slug, fresh=True)
         if fresh is None or fresh.state != CampaignState.COLLECTING.value:
-            forget_sign_targets()
             raise SigningError("name", "This campaign is not collecting signatures any more.")
+        if retry_stale and fresh != target:
+            return record_signature(
+                session,
+                settings,
+                fresh,
+                name=name,
+                email=email,
+                postcode=postcode,
+                statement=statement,
+                show_name=show_name,
+                wants_updates=wants_updates,
+                show_statement=show_statement,
+                ip=ip,
+                suspicious=suspicious,
+                retry_stale=False,
+            )
         return SignOutcome(None, "quarantined")
     if suspicious or existing.status == SignatureStatus.QUARANTINED.value:
         return SignOutcome(existing.id, "quarantined")
