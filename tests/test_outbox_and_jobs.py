@@ -420,3 +420,33 @@ def test_a_deferred_email_is_sent_once_its_time_comes(
         assert stored.attempts == 2
         s.close()
     assert len(mailbox.to("later2@example.org")) == 1
+
+
+def test_a_long_drain_hands_over_to_a_new_one_and_sends_nothing_twice(
+    app: Flask,
+    db_connection: object,
+    redis: Redis,
+    mailbox: Mailbox,
+    work: object,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rq.job import Job
+
+    from web.queueing import DRAIN_TIMEOUT
+    from workers.jobs import email
+
+    monkeypatch.setattr(email, "DRAIN_SECONDS", 0)  # hand over after every full batch
+    total = email.DRAIN_BATCH * 2 + 3
+    with app.app_context():
+        s = _new_session(app)
+        ids = [_queue_test_email(s, to=f"relay{i}@example.org").id for i in range(total)]
+        s.commit()
+        [first] = _queued_ids(app, redis)
+        # Well inside RQ's timeout, which must outlast a drain's turn plus one batch.
+        assert Job.fetch(first, connection=redis).timeout == DRAIN_TIMEOUT
+        work()  # type: ignore[operator]
+        s.expire_all()
+        rows = s.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids))).all()
+        assert all(r.done_at is not None and r.attempts == 1 for r in rows)
+        s.close()
+    assert all(len(mailbox.to(f"relay{i}@example.org")) == 1 for i in range(total))

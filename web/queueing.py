@@ -26,6 +26,9 @@ EMAIL_QUEUE = "email"
 DRAIN_JOB = "workers.jobs.email.drain_emails"
 # Long enough to cover a queue backlog; the reconciler replaces a lost drain sooner.
 DRAIN_FLAG_SECONDS = 600
+# A drain hands over after 60 s (workers/jobs/email.py); a batch of 200 over a slow SMTP
+# server can take minutes more. Killing a drain mid-batch would send that batch twice.
+DRAIN_TIMEOUT = 900
 ALIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 # Delete the flag only if it still names this drain: a newer drain's flag stays.
@@ -90,7 +93,11 @@ class RQDispatcher:
         elif not self.connection.set(key, job_id, nx=True, ex=DRAIN_FLAG_SECONDS):
             return None
         self.queue(EMAIL_QUEUE).enqueue(
-            DRAIN_JOB, job_id=job_id, result_ttl=600, failure_ttl=7 * 24 * 3600
+            DRAIN_JOB,
+            job_id=job_id,
+            job_timeout=DRAIN_TIMEOUT,
+            result_ttl=600,
+            failure_ttl=7 * 24 * 3600,
         )
         return job_id
 

@@ -31,6 +31,7 @@ class Recurring:
     func: str
     every_seconds: int
     queue: str = "default"
+    timeout: int = 180  # RQ's default job timeout
 
 
 SCHEDULE = (
@@ -38,7 +39,12 @@ SCHEDULE = (
     Recurring("purge-expired", "workers.jobs.system.purge_expired", 3600),
     Recurring("reconcile-counts", "workers.jobs.signatures.reconcile_signature_counts", 300),
     Recurring("group-statements", "workers.jobs.statements.sweep_statements", 60),
-    Recurring("anonymise-signers", "workers.jobs.retention.anonymise_concluded_signers", 86400),
+    Recurring(
+        "anonymise-signers",
+        "workers.jobs.retention.anonymise_concluded_signers",
+        86400,
+        timeout=3600,  # commits per batch of 5,000; a killed run resumes the next night
+    ),
     Recurring("flag-trending", "workers.jobs.signatures.flag_trending", 300),
 )
 
@@ -52,7 +58,11 @@ def tick(redis: Redis, settings: Settings, now: float | None = None) -> list[str
         key = f"{settings.rq_queue_prefix}chorus:cron:{entry.name}:{slot}"
         if redis.set(key, "1", nx=True, ex=entry.every_seconds * 2):
             Queue(queue_name(settings, entry.queue), connection=redis).enqueue(
-                entry.func, job_id=f"cron-{entry.name}-{slot}", result_ttl=600, failure_ttl=86400
+                entry.func,
+                job_id=f"cron-{entry.name}-{slot}",
+                job_timeout=entry.timeout,
+                result_ttl=600,
+                failure_ttl=86400,
             )
             enqueued.append(entry.name)
     return enqueued

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import timedelta
@@ -35,6 +36,9 @@ log = logging.getLogger(__name__)
 
 SENT_KEYS = ("to", "subject", "message_id")
 DRAIN_BATCH = 200
+# How long one drain works before handing over to a new one (see web/queueing.py for
+# its RQ timeout, which must stay well above this plus one batch).
+DRAIN_SECONDS = 60
 # Temporary failures: try again after these delays, then give up.
 BACKOFF_SECONDS = (10, 60, 300, 900, 3600, 4 * 3600)
 
@@ -66,7 +70,10 @@ def drain_emails(max_batches: int | None = None) -> int:
     """Send every due email, a batch at a time. Returns how many were sent.
 
     Several drains may run at once (one per idle worker): SKIP LOCKED gives each its
-    own rows."""
+    own rows. A drain stops after DRAIN_SECONDS and queues its successor, so it always
+    ends well inside its RQ job timeout: a drain killed mid-batch would send that
+    batch's emails again."""
+    started = time.monotonic()
     app = get_app()
     current = get_current_job()
     if current is not None:
@@ -88,6 +95,9 @@ def drain_emails(max_batches: int | None = None) -> int:
             batches += 1
             sent += delivered
             if claimed < DRAIN_BATCH:
+                break
+            if time.monotonic() - started > DRAIN_SECONDS:
+                app.extensions["chorus.dispatcher"].request_drain(force=True)
                 break
             if batches == 1:
                 # A backlog: queue one more drain, so an idle worker shares it (each
