@@ -21,6 +21,7 @@ from werkzeug.routing import BaseConverter, ValidationError
 
 from web.db import Database
 from web.outbox import attach_dispatcher
+from web.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -203,3 +204,15 @@ def reject_hostile_request() -> Response | None:
             if isinstance(value, str) and "\x00" in value:
                 raise NotFound()
     return None
+
+
+def app_settings() -> Settings:
+    """The running app's settings."""
+    settings: Settings = current_app.extensions["chorus.settings"]
+    return settings
+
+
+def refused(message: str, status: int = 422) -> tuple[str, int]:
+    """An organiser's action that was not done: the error page with `message`."""
+    heading = "Not allowed" if status == 403 else "That was not done"
+    return render_template("error.html", status=status, heading=heading, message=message), status

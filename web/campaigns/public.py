@@ -25,9 +25,8 @@ from web.campaigns.styles import salutation
 from web.collectives.models import Collective
 from web.extensions import limiter
 from web.forms import ConfirmForm
-from web.http import db_session
+from web.http import app_settings, db_session
 from web.recipients.models import Recipient
-from web.settings import Settings
 from web.signatures import offline, selfservice
 from web.signatures import services as signing
 from web.signatures.forms import SignForm
@@ -136,11 +135,6 @@ def _suspicion(form: SignForm) -> str:
     return ""
 
 
-def _settings() -> Settings:
-    settings: Settings = current_app.extensions["chorus.settings"]
-    return settings
-
-
 @bp.post(f"{CAMPAIGN}/sign")
 @limiter.exempt  # its own limits, in one Redis round trip (web/signatures/limits.py)
 def sign(collective_slug: str, campaign_slug: str) -> Response | tuple[str, int]:
@@ -148,7 +142,7 @@ def sign(collective_slug: str, campaign_slug: str) -> Response | tuple[str, int]
     # form must be shown again.
     check_sign_limits(
         current_app.extensions["chorus.redis"],
-        _settings(),
+        app_settings(),
         request.remote_addr or "",
         f"{collective_slug}/{campaign_slug}",
     )
@@ -162,7 +156,7 @@ def sign(collective_slug: str, campaign_slug: str) -> Response | tuple[str, int]
     try:
         signing.record_signature(
             s,
-            _settings(),
+            app_settings(),
             target,
             name=form.name.data or "",
             email=form.email.data or "",

@@ -14,9 +14,14 @@ from web.campaigns.models import Campaign, CampaignKind, CampaignState
 from web.campaigns.readability import reading_ease, reading_ease_label, word_count
 from web.campaigns.styles import STYLES, salutation, style_for
 from web.collectives.services import slugify
-from web.collectives.tenant import current_collective, current_membership, tenant_blueprint
+from web.collectives.tenant import (
+    campaign_or_404,
+    current_collective,
+    current_membership,
+    tenant_blueprint,
+)
 from web.forms import ConfirmForm
-from web.http import db_session
+from web.http import db_session, refused
 from web.recipients.services import list_recipients, suggest_recipients
 
 bp = tenant_blueprint("campaigns", __name__)
@@ -24,18 +29,6 @@ bp = tenant_blueprint("campaigns", __name__)
 PREFIX = "/<slug:collective_slug>/campaigns"
 
 Page = Response | str | tuple[str, int]
-
-
-def _campaign(campaign_id: int) -> Campaign:
-    try:
-        return services.get_campaign(db_session(), campaign_id)
-    except services.NotFoundError:
-        abort(404)
-
-
-def _refused(message: str, status: int = 422) -> tuple[str, int]:
-    heading = "Not allowed" if status == 403 else "That was not done"
-    return render_template("error.html", status=status, heading=heading, message=message), status
 
 
 def _recipient_choices() -> list[tuple[str, str]]:
@@ -62,7 +55,7 @@ def new() -> Page:
                 slug=form.slug.data or "",
             )
         except PermissionError as exc:
-            return _refused(str(exc), 403)
+            return refused(str(exc), 403)
         except services.CampaignError as exc:
             target = form.slug if "web address" in str(exc) else form.title
             target.errors = [*target.errors, str(exc)]
@@ -101,12 +94,12 @@ def _render_overview(
 
 @bp.get(f"{PREFIX}/<id:campaign_id>/")
 def overview(campaign_id: int) -> str:
-    return _render_overview(_campaign(campaign_id))
+    return _render_overview(campaign_or_404(campaign_id))
 
 
 @bp.route(f"{PREFIX}/<id:campaign_id>/settings", methods=["GET", "POST"])
 def settings(campaign_id: int) -> Page:
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     form = SettingsForm(obj=campaign if request.method == "GET" else None)
     form.recipient_id.choices = _recipient_choices()
     if request.method == "GET":
@@ -143,7 +136,7 @@ def settings(campaign_id: int) -> Page:
                 else None,
             )
         except PermissionError as exc:
-            return _refused(str(exc), 403)
+            return refused(str(exc), 403)
         except services.CampaignError as exc:
             form.title.errors = [*form.title.errors, str(exc)]
         else:
@@ -192,7 +185,7 @@ def _fill_letter_form(form: LetterForm, campaign: Campaign) -> None:
 
 @bp.route(f"{PREFIX}/<id:campaign_id>/letter", methods=["GET", "POST"])
 def letter(campaign_id: int) -> Page:
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     form = LetterForm()
     if request.method == "GET":
         _fill_letter_form(form, campaign)
@@ -214,7 +207,7 @@ def letter(campaign_id: int) -> Page:
                 meeting_slots=list(form.meeting_slots.data),
             )
         except PermissionError as exc:
-            return _refused(str(exc), 403)
+            return refused(str(exc), 403)
         except services.CampaignError as exc:
             error = str(exc)
         else:
@@ -245,7 +238,7 @@ def letter(campaign_id: int) -> Page:
 @bp.get(f"{PREFIX}/<id:campaign_id>/revisions")
 def revisions(campaign_id: int) -> str:
     s = db_session()
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     return render_template(
         "campaigns/revisions.html",
         campaign=campaign,
@@ -256,12 +249,12 @@ def revisions(campaign_id: int) -> str:
 @bp.get(f"{PREFIX}/<id:campaign_id>/revisions/compare")
 def compare(campaign_id: int) -> Page:
     s = db_session()
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     try:
         old_n = int(request.args.get("from", ""))
         new_n = int(request.args.get("to", ""))
     except ValueError:
-        return _refused("Choose two revisions to compare.", 400)
+        return refused("Choose two revisions to compare.", 400)
     try:
         old = services.get_revision(s, campaign, old_n)
         new = services.get_revision(s, campaign, new_n)
@@ -277,17 +270,17 @@ def compare(campaign_id: int) -> Page:
 
 
 def _action(campaign_id: int, run: Any, done: str) -> Page:
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
     try:
         run(campaign)
     except PermissionError as exc:
-        return _refused(str(exc), 403)
+        return refused(str(exc), 403)
     except services.PublicationBlocked as exc:
         return _render_overview(campaign, exc.problems, blocked=True), 422
     except services.CampaignError as exc:
-        return _refused(str(exc))
+        return refused(str(exc))
     flash(done, "success")
     return redirect(url_for("campaigns.overview", campaign_id=campaign.id))
 
@@ -350,7 +343,7 @@ def close(campaign_id: int) -> Page:
 
 @bp.get(f"{PREFIX}/<id:campaign_id>/share")
 def share(campaign_id: int) -> str:
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     base = current_app.extensions["chorus.settings"].base_url
     public_url = f"{base}/{current_collective().slug}/{campaign.slug}"
     return render_template(

@@ -8,7 +8,7 @@ filtered by it; `url_for` fills in the current slug.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, abort, current_app, g
 from flask_login import current_user, login_required
@@ -17,6 +17,9 @@ from sqlalchemy import select
 from web.collectives.models import Collective, Membership
 from web.collectives.services import membership_for
 from web.http import db_session
+
+if TYPE_CHECKING:
+    from web.campaigns.models import Campaign
 
 
 def tenant_blueprint(name: str, import_name: str, url_prefix: str = "/app") -> Blueprint:
@@ -62,3 +65,20 @@ def current_membership() -> Membership:
 def current_collective() -> Collective:
     collective: Collective = g.collective
     return collective
+
+
+def can_act() -> bool:
+    """Owners and organisers act; every other member reads."""
+    from web.collectives.models import Role
+
+    return current_membership().role in (Role.OWNER, Role.ORGANISER)
+
+
+def campaign_or_404(campaign_id: int) -> Campaign:
+    """One of the current collective's campaigns, or a 404."""
+    from web.campaigns.services import NotFoundError, get_campaign
+
+    try:
+        return get_campaign(db_session(), campaign_id)
+    except NotFoundError:
+        abort(404)

@@ -27,13 +27,12 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Optional
 
-from web.campaigns import services as campaigns
 from web.campaigns.models import Campaign
 from web.collectives.models import Role
 from web.collectives.services import require_role
-from web.collectives.tenant import current_membership, tenant_blueprint
+from web.collectives.tenant import campaign_or_404, current_membership, tenant_blueprint
 from web.forms import email_address, max_length, no_control_characters, required, strip
-from web.http import MESSAGES, db_session, error_response
+from web.http import MESSAGES, db_session, error_response, refused
 from web.signatures import offline
 
 bp = tenant_blueprint("offline_signatures", __name__)
@@ -138,24 +137,12 @@ class ImportForm(FlaskForm):
     )
 
 
-def _campaign(campaign_id: int) -> Campaign:
-    try:
-        return campaigns.get_campaign(db_session(), campaign_id)
-    except campaigns.NotFoundError:
-        abort(404)
-
-
-def _refused(message: str, status: int) -> tuple[str, int]:
-    heading = "Not allowed" if status == 403 else "That was not done"
-    return render_template("error.html", status=status, heading=heading, message=message), status
-
-
 def _readers_refused() -> tuple[str, int] | None:
     """Owners and organisers only: the same 403 for the form page as for its POST."""
     try:
         require_role(current_membership(), Role.OWNER, Role.ORGANISER)
     except PermissionError as exc:
-        return _refused(str(exc), 403)
+        return refused(str(exc), 403)
     return None
 
 
@@ -203,10 +190,10 @@ def _render_record(
 
 @bp.get(f"{PREFIX}/record")
 def record(campaign_id: int) -> Page:
-    campaign = _campaign(campaign_id)
-    refused = _readers_refused()
-    if refused:
-        return refused
+    campaign = campaign_or_404(campaign_id)
+    denied = _readers_refused()
+    if denied:
+        return denied
     form = RecordForm(formdata=None)
     form.helper_name.data = current_membership().user.display_name
     return _render_record(campaign, form)
@@ -214,10 +201,10 @@ def record(campaign_id: int) -> Page:
 
 @bp.post(f"{PREFIX}/record")
 def record_post(campaign_id: int) -> Page:
-    campaign = _campaign(campaign_id)
-    refused = _readers_refused()
-    if refused:
-        return refused
+    campaign = campaign_or_404(campaign_id)
+    denied = _readers_refused()
+    if denied:
+        return denied
     form = RecordForm()
     closed = _not_open(campaign)
     if closed:
@@ -240,7 +227,7 @@ def record_post(campaign_id: int) -> Page:
             wants_updates=bool(form.wants_updates.data),
         )
     except PermissionError as exc:
-        return _refused(str(exc), 403)
+        return refused(str(exc), 403)
     except offline.AlreadySigned as exc:
         return _render_record(campaign, form, error=_field_error(form, exc), status=409)
     except offline.OfflineError as exc:
@@ -273,19 +260,19 @@ def _render_import(
 
 @bp.get(f"{PREFIX}/import")
 def import_form(campaign_id: int) -> Page:
-    campaign = _campaign(campaign_id)
-    refused = _readers_refused()
-    if refused:
-        return refused
+    campaign = campaign_or_404(campaign_id)
+    denied = _readers_refused()
+    if denied:
+        return denied
     return _render_import(campaign, ImportForm(formdata=None))
 
 
 @bp.post(f"{PREFIX}/import")
 def import_post(campaign_id: int) -> Page:
-    campaign = _campaign(campaign_id)
-    refused = _readers_refused()
-    if refused:
-        return refused
+    campaign = campaign_or_404(campaign_id)
+    denied = _readers_refused()
+    if denied:
+        return denied
     form = ImportForm()
     closed = _not_open(campaign)
     if closed:
@@ -305,7 +292,7 @@ def import_post(campaign_id: int) -> Page:
             consent=bool(form.consent.data),
         )
     except PermissionError as exc:
-        return _refused(str(exc), 403)
+        return refused(str(exc), 403)
     except offline.ImportRefused as exc:
         form.file.errors = [*form.file.errors, str(exc)]
         return _render_import(campaign, form, status=exc.status)
@@ -327,7 +314,7 @@ def import_post(campaign_id: int) -> Page:
 
 @bp.get(f"{PREFIX}/import/template.csv")
 def import_template(campaign_id: int) -> Response:
-    _campaign(campaign_id)
+    campaign_or_404(campaign_id)
     response = Response(offline.template_csv(), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{TEMPLATE_NAME}"'
     return response
@@ -338,7 +325,7 @@ def import_template(campaign_id: int) -> Response:
 
 @bp.get(f"{PREFIX}/imports")
 def imports(campaign_id: int) -> str:
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     s = db_session()
     page = request.args.get("page", 1, type=int) or 1
     listing = offline.list_imports(s, campaign, page)
@@ -352,7 +339,7 @@ def imports(campaign_id: int) -> str:
 
 @bp.get(f"{PREFIX}/imports/<id:import_id>")
 def import_report(campaign_id: int, import_id: int) -> str:
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     s = db_session()
     record = offline.get_import(s, campaign, import_id)
     if record is None:

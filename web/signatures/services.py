@@ -140,6 +140,19 @@ class SignTarget:
     postcode_mode: str
     statements_enabled: bool
 
+    @classmethod
+    def of(cls, collective_slug: str, campaign: Campaign) -> SignTarget:
+        return cls(
+            collective_id=campaign.collective_id,
+            collective_slug=collective_slug,
+            id=campaign.id,
+            slug=campaign.slug,
+            title=campaign.title,
+            state=campaign.state,
+            postcode_mode=campaign.postcode_mode,
+            statements_enabled=campaign.statements_enabled,
+        )
+
 
 # (database, collective slug, campaign slug) -> (expiry on the monotonic clock, target). Reused for
 # TARGET_TTL seconds, and dropped in this process whenever a campaign or collective is
@@ -185,16 +198,7 @@ def sign_target(
     campaign = find_public_campaign(session, campaign_slug)
     if campaign is None:
         return None
-    target = SignTarget(
-        collective_id=collective.id,
-        collective_slug=collective.slug,
-        id=campaign.id,
-        slug=campaign.slug,
-        title=campaign.title,
-        state=campaign.state,
-        postcode_mode=campaign.postcode_mode,
-        statements_enabled=campaign.statements_enabled,
-    )
+    target = SignTarget.of(collective.slug, campaign)
     if len(_targets) > 10_000:
         _targets.clear()
     _targets[key] = (time.monotonic() + TARGET_TTL, target)
@@ -207,16 +211,7 @@ def _as_target(session: Session, campaign: Campaign | SignTarget) -> SignTarget:
     from web.collectives.models import Collective
 
     collective = session.get(Collective, campaign.collective_id)
-    return SignTarget(
-        collective_id=campaign.collective_id,
-        collective_slug=collective.slug if collective else "",
-        id=campaign.id,
-        slug=campaign.slug,
-        title=campaign.title,
-        state=campaign.state,
-        postcode_mode=campaign.postcode_mode,
-        statements_enabled=campaign.statements_enabled,
-    )
+    return SignTarget.of(collective.slug if collective else "", campaign)
 
 
 # One statement for the busiest path: the newest letter version (only while the

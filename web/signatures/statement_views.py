@@ -19,12 +19,10 @@ from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 from wtforms import HiddenField, TextAreaField
 
-from web.campaigns import services as campaigns
 from web.campaigns.models import Campaign
-from web.collectives.models import Role
-from web.collectives.tenant import current_membership, tenant_blueprint
+from web.collectives.tenant import campaign_or_404, can_act, current_membership, tenant_blueprint
 from web.forms import ConfirmForm, max_length, required, strip
-from web.http import MAX_ID, db_session
+from web.http import MAX_ID, db_session, refused
 from web.signatures import statements as services
 
 bp = tenant_blueprint("statements", __name__)
@@ -53,22 +51,6 @@ class HideForm(FlaskForm):
 class GroupApproveForm(FlaskForm):
     expected = HiddenField()
     upto = HiddenField()
-
-
-def _campaign(campaign_id: int) -> Campaign:
-    try:
-        return campaigns.get_campaign(db_session(), campaign_id)
-    except campaigns.NotFoundError:
-        abort(404)
-
-
-def _refused(message: str, status: int = 422) -> tuple[str, int]:
-    heading = "Not allowed" if status == 403 else "That was not done"
-    return render_template("error.html", status=status, heading=heading, message=message), status
-
-
-def _can_act() -> bool:
-    return current_membership().role in (Role.OWNER, Role.ORGANISER)
 
 
 def _list_args() -> dict[str, Any]:
@@ -123,7 +105,7 @@ def _render_index(
             if g.count > 1
         ],
         tab_labels=TAB_LABELS,
-        can_act=_can_act(),
+        can_act=can_act(),
         form=ConfirmForm(),
         group_form=GroupApproveForm(
             formdata=None, expected=str(listing.total), upto=str(listing.max_id)
@@ -134,12 +116,12 @@ def _render_index(
 
 @bp.get(f"{PREFIX}/")
 def index(campaign_id: int) -> Page:
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     return _render_index(campaign, _list_args())
 
 
 def _act(campaign_id: int, signature_id: int, action: str) -> Page:
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     args = _list_args()
     if not ConfirmForm().validate_on_submit():
         abort(400)
@@ -155,11 +137,11 @@ def _act(campaign_id: int, signature_id: int, action: str) -> Page:
                 "again."
             )
     except PermissionError as exc:
-        return _refused(str(exc), 403)
+        return refused(str(exc), 403)
     except services.StatementNotFound:
         abort(404)
     except services.StatementError as exc:
-        return _refused(str(exc), 409)
+        return refused(str(exc), 409)
     flash(done, "success")
     return _back(campaign, args)
 
@@ -176,15 +158,15 @@ def restore(campaign_id: int, signature_id: int) -> Page:
 
 @bp.route(f"{PREFIX}/<id:signature_id>/hide", methods=["GET", "POST"])
 def hide(campaign_id: int, signature_id: int) -> Page:
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     args = _list_args()
     s = db_session()
     try:
         signature = services.get_statement(s, campaign, signature_id)
     except services.StatementNotFound:
         abort(404)
-    if not _can_act():
-        return _refused("Only owners or organisers of this collective can do that.", 403)
+    if not can_act():
+        return refused("Only owners or organisers of this collective can do that.", 403)
     form = HideForm()
     error = ""
     if form.validate_on_submit():
@@ -193,7 +175,7 @@ def hide(campaign_id: int, signature_id: int) -> Page:
                 s, current_membership(), campaign, signature_id, form.reason.data or ""
             )
         except PermissionError as exc:
-            return _refused(str(exc), 403)
+            return refused(str(exc), 403)
         except services.StatementNotFound:
             abort(404)
         except services.StatementError as exc:
@@ -223,7 +205,7 @@ def hide(campaign_id: int, signature_id: int) -> Page:
 
 @bp.post(f"{PREFIX}/groups/<id:group_id>/approve")
 def approve_group(campaign_id: int, group_id: int) -> Page:
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     form = GroupApproveForm()
     if not form.validate_on_submit():
         abort(400)
@@ -234,12 +216,12 @@ def approve_group(campaign_id: int, group_id: int) -> Page:
         expected = int(form.expected.data or "")
         upto = int(form.upto.data or "")
     except ValueError:
-        return _refused(
+        return refused(
             "This approval is incomplete. Go back to the group's list and approve from there.",
             400,
         )
     if not (0 <= expected <= MAX_ID and 0 <= upto <= MAX_ID):
-        return _refused(
+        return refused(
             "This approval is incomplete. Go back to the group's list and approve from there.",
             400,
         )
@@ -249,7 +231,7 @@ def approve_group(campaign_id: int, group_id: int) -> Page:
             s, current_membership(), campaign, group_id, expected=expected, upto=upto
         )
     except PermissionError as exc:
-        return _refused(str(exc), 403)
+        return refused(str(exc), 403)
     except services.StatementNotFound:
         abort(404)
     except services.GroupChanged as exc:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -29,11 +29,10 @@ from wtforms.validators import DataRequired
 from web.campaigns import services as campaigns
 from web.campaigns.models import Campaign
 from web.collectives.models import Collective, Role
-from web.collectives.tenant import current_membership, tenant_blueprint
+from web.collectives.tenant import campaign_or_404, current_membership, tenant_blueprint
 from web.extensions import csrf
 from web.forms import max_length, no_control_characters, strip
-from web.http import db_session
-from web.settings import Settings
+from web.http import app_settings, db_session, refused
 from web.signatures import updates
 from web.tenancy import set_current_collective
 
@@ -44,11 +43,6 @@ PREFIX = "/<slug:collective_slug>/campaigns/<id:campaign_id>/updates"
 UNSUBSCRIBE = "/<slug:collective_slug>/<slug:campaign_slug>/unsubscribe/<token>"
 
 Page = Response | str | tuple[str, int]
-
-
-def _settings() -> Settings:
-    settings: Settings = current_app.extensions["chorus.settings"]
-    return settings
 
 
 def _one_newline(value: Any) -> Any:
@@ -84,19 +78,8 @@ class UpdateForm(FlaskForm):
     )
 
 
-def _campaign(campaign_id: int) -> Campaign:
-    try:
-        return campaigns.get_campaign(db_session(), campaign_id)
-    except campaigns.NotFoundError:
-        abort(404)
-
-
 def _can_send() -> bool:
     return current_membership().role in (Role.OWNER, Role.ORGANISER)
-
-
-def _refused(message: str) -> tuple[str, int]:
-    return render_template("error.html", status=403, heading="Not allowed", message=message), 403
 
 
 def _render(
@@ -125,7 +108,7 @@ def _render(
 
 @bp.get(PREFIX)
 def index(campaign_id: int) -> Page:
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     return _render(campaign, UpdateForm(formdata=None))
 
 
@@ -137,13 +120,13 @@ def _checked_form(campaign: Campaign) -> tuple[UpdateForm, Page | None]:
             abort(400)
         return form, _render(campaign, form, status=422)
     if not _can_send():
-        return form, _refused("Only owners or organisers of this collective can send updates.")
+        return form, refused("Only owners or organisers of this collective can send updates.", 403)
     return form, None
 
 
 @bp.post(f"{PREFIX}/preview")
 def preview(campaign_id: int) -> Page:
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     form, refusal = _checked_form(campaign)
     if refusal is not None:
         return refusal
@@ -152,7 +135,7 @@ def preview(campaign_id: int) -> Page:
 
 @bp.post(PREFIX)
 def send(campaign_id: int) -> Page:
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     form, refusal = _checked_form(campaign)
     if refusal is not None:
         return refusal
@@ -165,7 +148,7 @@ def send(campaign_id: int) -> Page:
             body=form.body.data or "",
         )
     except PermissionError as exc:
-        return _refused(str(exc))
+        return refused(str(exc), 403)
     except updates.UpdateRateLimited as exc:
         return _render(campaign, form, error=str(exc), status=429)
     except updates.UpdateError as exc:
@@ -196,7 +179,7 @@ def unsubscribe(collective_slug: str, campaign_slug: str, token: str) -> Page:
     """GET: a page with one button. POST (the button, or a mail client's one-click):
     stop updates at once and say so."""
     # The token is checked before any database read: a forged link costs nothing.
-    signature_id = updates.check_unsubscribe_token(_settings(), token)
+    signature_id = updates.check_unsubscribe_token(app_settings(), token)
     if signature_id is None:
         return _not_found()
     s = db_session()
@@ -219,5 +202,5 @@ def unsubscribe(collective_slug: str, campaign_slug: str, token: str) -> Page:
         state=state,
         collective=collective,
         campaign=campaign,
-        public_url=f"{_settings().base_url}/{collective.slug}/{campaign.slug}",
+        public_url=f"{app_settings().base_url}/{collective.slug}/{campaign.slug}",
     ), 200

@@ -15,20 +15,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 from wtforms import DateTimeLocalField, HiddenField, StringField
 from wtforms.validators import Optional
 
-from web.campaigns import services as campaigns
 from web.campaigns.models import Campaign
-from web.collectives.models import Role
-from web.collectives.tenant import current_membership, tenant_blueprint
+from web.collectives.tenant import campaign_or_404, can_act, current_membership, tenant_blueprint
 from web.db import utcnow
 from web.forms import ConfirmForm, max_length, strip
-from web.http import db_session
-from web.settings import Settings
+from web.http import app_settings, db_session, refused
 from web.signatures import services, trending
 from web.signatures.offline import counted_offline
 
@@ -59,32 +56,6 @@ REASON_LABELS = {
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
 DATETIME_HINT = "Enter a date and time like 2025-05-01 14:30."
 IP_HASH_SHOWN = 12  # characters of the IP hash shown in the queue
-
-
-def _campaign(campaign_id: int) -> Campaign:
-    try:
-        return campaigns.get_campaign(db_session(), campaign_id)
-    except campaigns.NotFoundError:
-        abort(404)
-
-
-def _settings() -> Settings:
-    settings: Settings = current_app.extensions["chorus.settings"]
-    return settings
-
-
-def _refused(message: str, status: int = 422) -> tuple[str, int]:
-    heading = "Not allowed" if status == 403 else "That was not done"
-    return render_template("error.html", status=status, heading=heading, message=message), status
-
-
-def _can_act() -> bool:
-    return current_membership().role in (Role.OWNER, Role.ORGANISER)
-
-
-# --- counts ------------------------------------------------------------------------------
-
-
 CHART_WIDTH = 640
 CHART_HEIGHT = 240
 CHART_LEFT = 48  # room for the count labels
@@ -196,7 +167,7 @@ def _day(d: date) -> str:
 
 @bp.get(f"{PREFIX}/")
 def counts(campaign_id: int) -> str:
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     report = services.signature_report(db_session(), campaign)
     chart = _chart(report.per_day)
     running, cumulative = 0, []
@@ -221,7 +192,7 @@ def counts(campaign_id: int) -> str:
 
 @bp.get(f"{PREFIX}/moderation")
 def moderation(campaign_id: int) -> str:
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     page = request.args.get("page", 1, type=int) or 1
     queue = services.quarantine_queue(db_session(), campaign, page)
     return render_template(
@@ -230,21 +201,21 @@ def moderation(campaign_id: int) -> str:
         queue=queue,
         flags=trending.open_flags(db_session(), campaign),
         trend_window=trending.RECENT,
-        can_act=_can_act(),
+        can_act=can_act(),
         reason_labels=REASON_LABELS,
         shown=IP_HASH_SHOWN,
     )
 
 
 def _moderate(campaign_id: int, signature_id: int, *, restore: bool) -> Page:
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
     s = db_session()
     try:
         if restore:
             signature = services.restore_signature(
-                s, _settings(), current_membership(), campaign, signature_id
+                s, app_settings(), current_membership(), campaign, signature_id
             )
             done = (
                 f"Restored the signature of {signature.name}. We have emailed them a link to "
@@ -254,11 +225,11 @@ def _moderate(campaign_id: int, signature_id: int, *, restore: bool) -> Page:
             signature = services.reject_signature(s, current_membership(), campaign, signature_id)
             done = f"Rejected the signature of {signature.name}. It will not be counted."
     except PermissionError as exc:
-        return _refused(str(exc), 403)
+        return refused(str(exc), 403)
     except services.SignatureNotFound:
         abort(404)
     except services.ModerationError as exc:
-        return _refused(str(exc), 409)
+        return refused(str(exc), 409)
     flash(done, "success")
     page = request.args.get("page", 1, type=int) or 1
     target = url_for(
@@ -279,13 +250,13 @@ def reject(campaign_id: int, signature_id: int) -> Page:
 
 @bp.post(f"{PREFIX}/flags/<id:flag_id>/dismiss")
 def dismiss_flag(campaign_id: int, flag_id: int) -> Page:
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
     try:
         flag = trending.dismiss_flag(db_session(), current_membership(), campaign, flag_id)
     except PermissionError as exc:
-        return _refused(str(exc), 403)
+        return refused(str(exc), 403)
     except trending.FlagNotFound:
         abort(404)
     flash(f"Dismissed the warning about {flag.value}. It will not be raised again.", "success")
@@ -375,14 +346,14 @@ def _render_bulk(
         preview=preview,
         total=sum(preview.values()) if preview else 0,
         error=error,
-        can_act=_can_act(),
+        can_act=can_act(),
         status_labels=STATUS_LABELS,
     ), status
 
 
 @bp.get(f"{PREFIX}/bulk")
 def bulk(campaign_id: int) -> Page:
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     form = BulkForm(request.args)
     if not request.args:
         return _render_bulk(campaign, BulkForm(formdata=None))
@@ -398,7 +369,7 @@ def bulk(campaign_id: int) -> Page:
 
 @bp.post(f"{PREFIX}/bulk")
 def bulk_reject(campaign_id: int) -> Page:
-    campaign = _campaign(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     form = BulkConfirmForm()
     if not form.validate_on_submit():
         if form.csrf_token.errors:
@@ -408,12 +379,12 @@ def bulk_reject(campaign_id: int) -> Page:
         as_of = datetime.fromisoformat(form.as_of.data or "")
         expected = int(form.expected.data or "")
     except ValueError:
-        return _refused(
+        return refused(
             "This confirmation is incomplete. Go back to the preview and confirm from there.",
             400,
         )
     if expected < 0 or as_of.tzinfo is None:
-        return _refused(
+        return refused(
             "This confirmation is incomplete. Go back to the preview and confirm from there.",
             400,
         )
@@ -422,7 +393,7 @@ def bulk_reject(campaign_id: int) -> Page:
         criteria = _criteria(form, as_of=as_of)
         changed = services.reject_in_bulk(s, current_membership(), campaign, criteria, expected)
     except PermissionError as exc:
-        return _refused(str(exc), 403)
+        return refused(str(exc), 403)
     except services.BulkCountChanged as exc:
         preview = services.preview_bulk_rejection(s, campaign, criteria)
         fresh = BulkForm(request.form)
