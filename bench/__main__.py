@@ -1,7 +1,7 @@
 """`make bench` / `python -m bench [count|sign|suite] ...`: benchmarks with their own runner.
 
 Each benchmark starts its own embedded PostgreSQL and Redis in a temporary folder,
-migrates, seeds a published campaign, runs gunicorn (3 sync workers, as infra/Dockerfile
+migrates, seeds a published campaign, runs gunicorn (3 workers of 4 threads, as infra/Dockerfile
 does; BENCH_GUNICORN overrides the options) on loopback, and drives it with `wrk`
 (Debian's package; installed with apt-get if missing). Results belong in
 docs/benchmarks.md with the command that produced them.
@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+# infra/Dockerfile's server options; the access log is written (and thrown away) as there.
+GUNICORN = "--workers 3 --worker-class gthread --threads 4 --access-logfile /dev/null"
 
 
 def _ensure_wrk() -> str:
@@ -91,7 +93,7 @@ def stack(
                 "gunicorn",
                 "--bind",
                 f"127.0.0.1:{port}",
-                *os.environ.get("BENCH_GUNICORN", "--workers 3").split(),
+                *os.environ.get("BENCH_GUNICORN", GUNICORN).split(),
                 "--log-level",
                 "warning",
                 "web.app:create_app()",

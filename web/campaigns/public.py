@@ -13,7 +13,7 @@ from typing import Any
 
 import segno
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import URLSafeTimedSerializer
 from markupsafe import Markup
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -29,8 +29,9 @@ from web.http import app_settings, db_session
 from web.recipients.models import Recipient
 from web.signatures import offline, selfservice
 from web.signatures import services as signing
+from web.signatures.fastpath import LIMITS_COUNTED
 from web.signatures.forms import SignForm
-from web.signatures.limits import check_sign_limits
+from web.signatures.limits import SignRateLimited, check_sign_limits
 from web.signatures.statements import public_statements
 from web.tenancy import set_current_collective
 
@@ -122,17 +123,7 @@ def _started_token() -> str:
 
 def _suspicion(form: SignForm) -> str:
     """Why a submission looks automated, or "" for a person."""
-    if form.website.data:
-        return "honeypot"
-    try:
-        shown = URLSafeTimedSerializer(current_app.secret_key or "", salt="sign-form").loads(
-            form.started.data or "", max_age=7 * 24 * 3600
-        )
-    except (BadSignature, SignatureExpired):
-        return "no-form-timestamp"
-    if time.time() - float(shown) < signing.MIN_FILL_SECONDS:
-        return "too-fast"
-    return ""
+    return signing.suspicion(current_app.secret_key or "", form.website.data, form.started.data)
 
 
 @bp.post(f"{CAMPAIGN}/sign")
@@ -140,12 +131,16 @@ def _suspicion(form: SignForm) -> str:
 def sign(collective_slug: str, campaign_slug: str) -> Response | tuple[str, int]:
     # The busiest route: limits in one Redis round trip, no ORM campaign unless the
     # form must be shown again.
-    check_sign_limits(
-        current_app.extensions["chorus.redis"],
-        app_settings(),
-        request.remote_addr or "",
-        f"{collective_slug}/{campaign_slug}",
-    )
+    counted = request.environ.get(LIMITS_COUNTED)  # by the fast path, before it stepped aside
+    if isinstance(counted, SignRateLimited):
+        raise counted
+    if not counted:
+        check_sign_limits(
+            current_app.extensions["chorus.redis"],
+            app_settings(),
+            request.remote_addr or "",
+            f"{collective_slug}/{campaign_slug}",
+        )
     s = db_session()
     target = signing.sign_target(s, collective_slug, campaign_slug)
     if target is None:

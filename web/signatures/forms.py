@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, HiddenField, StringField, TextAreaField
+from wtforms import BooleanField, EmailField, Form, HiddenField, StringField, TextAreaField
 
 from web.forms import email_address, max_length, no_control_characters, required, strip
 
 
-class SignForm(FlaskForm):
+class SignFields(Form):
+    """The signing form's fields and validators, without CSRF or a request: the Flask
+    view uses them through `SignForm`, the WSGI fast path (web/signatures/fastpath.py)
+    directly, so both judge a submission by the same rules."""
+
     name = StringField(
         "Your name",
         filters=[strip],
@@ -42,3 +46,7 @@ class SignForm(FlaskForm):
     # Anti-abuse without barriers: a field people never see, and when the form was shown.
     website = StringField("Leave this empty", filters=[strip])
     started = HiddenField()
+
+
+class SignForm(FlaskForm, SignFields):
+    """`SignFields` with Flask-WTF's CSRF token, for the page and the view."""

@@ -24,6 +24,7 @@ from typing import Any, cast
 
 from disposable_email_domains import blocklist as disposable_domains
 from flask import render_template
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import (
     ColumnElement,
     CursorResult,
@@ -81,6 +82,22 @@ class SigningError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+def suspicion(secret_key: str | bytes, honeypot: str | None, started: str | None) -> str:
+    """Why a submission looks automated, or "" for a person: the hidden field was filled
+    in, the form's signed timestamp is missing or forged, or it came back too fast."""
+    if honeypot:
+        return "honeypot"
+    try:
+        shown = URLSafeTimedSerializer(secret_key, salt="sign-form").loads(
+            started or "", max_age=7 * 24 * 3600
+        )
+    except (BadSignature, SignatureExpired):
+        return "no-form-timestamp"
+    if time.time() - float(shown) < MIN_FILL_SECONDS:
+        return "too-fast"
+    return ""
 
 
 def canonical_email(email: str) -> str:
