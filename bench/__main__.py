@@ -9,6 +9,8 @@ docs/benchmarks.md with the command that produced them.
   count   GET /<collective>/<campaign>/count.json          (issue: Signing §10)
   sign    POST /<collective>/<campaign>/sign, unique emails (issue: Signing §10)
   suite   the whole test suite, wall time
+  pdf     PDF letters of 1,000, 10,000 and 100,000 signatories (issue: Formal PDF letters §7;
+          see bench/pdf.py; --signatures N renders only that size)
 """
 
 from __future__ import annotations
@@ -392,7 +394,9 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("which", nargs="?", default="count", choices=["count", "sign", "suite"])
+    parser.add_argument(
+        "which", nargs="?", default="count", choices=["count", "sign", "suite", "pdf"]
+    )
     parser.add_argument("--signatures", type=int, default=100_000)
     parser.add_argument("--seconds", type=int, default=None, help="default: count 10, sign 60")
     args = parser.parse_args(argv)
@@ -400,6 +404,11 @@ def main(argv: list[str] | None = None) -> None:
         bench_count(args.signatures, args.seconds or 10)
     elif args.which == "sign":
         bench_sign(args.seconds or 60)
+    elif args.which == "pdf":
+        from bench.pdf import SIZES, bench_pdf
+
+        sizes = SIZES if "--signatures" not in (argv or sys.argv) else (args.signatures,)
+        bench_pdf(sizes)
     else:
         bench_suite()
 

@@ -182,6 +182,48 @@ def mailbox(smtp_server: tuple[Mailbox, int]) -> Iterator[Mailbox]:
     box.clear()
 
 
+@pytest.fixture(scope="session")
+def localstripe() -> Iterator[str]:
+    """A Stripe-compatible server (`localstripe` from PyPI) on a free loopback port, for
+    the real `stripe` library to talk to; yields its base URL. Started on first use."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
+    process = subprocess.Popen(
+        [sys.executable, "-m", "localstripe", "--port", str(port), "--from-scratch"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            request = urllib.request.Request(  # noqa: S310 - our own loopback http URL
+                f"{url}/v1/balance", headers={"Authorization": "Bearer sk_test_ready"}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=1):  # noqa: S310 - our http URL
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(f"localstripe did not start: {log.read()!r}") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
 # --- databases and apps --------------------------------------------------------------
 
 
@@ -314,7 +356,9 @@ def other_client(app: Flask, db_connection: Connection) -> FlaskClient:
     return https_client(app)
 
 
-def run_worker(app: Flask, queues: tuple[str, ...] = ("email", "default", "pdf")) -> None:
+def run_worker(
+    app: Flask, queues: tuple[str, ...] = ("email", "default", "pdf-priority", "pdf")
+) -> None:
     """Drain the queues with a real RQ worker in burst mode (in this process, so jobs see
     the test's transaction)."""
     settings = app.extensions["chorus.settings"]
@@ -329,7 +373,7 @@ def run_worker(app: Flask, queues: tuple[str, ...] = ("email", "default", "pdf")
 @pytest.fixture
 def work(app: Flask, db_connection: Connection) -> Any:
     def drain(*queues: str) -> None:
-        run_worker(app, queues or ("email", "default", "pdf"))
+        run_worker(app, queues or ("email", "default", "pdf-priority", "pdf"))
 
     return drain
 

@@ -104,7 +104,8 @@ def log_in(page: Page, a11y: A11y, email: str, next_path: str) -> None:
 
 
 def campaign_tab(page: Page, name: str) -> None:
-    page.get_by_role("navigation", name="Campaign").get_by_role("link", name=name).click()
+    nav = page.get_by_role("navigation", name="Campaign")
+    nav.get_by_role("link", name=name, exact=True).click()
 
 
 def write_letter(page: Page, body: str, asks: tuple[str, ...]) -> None:

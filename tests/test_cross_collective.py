@@ -8,6 +8,7 @@ fails the suite (instead of being skipped in silence).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from dataclasses import dataclass
 from typing import Any
@@ -77,6 +78,31 @@ KNOWN_TENANT_ENDPOINTS = {
     "updates.preview",
     "updates.send",
     "signatures_export.export_csv",
+    "pdf_documents.index",
+    "pdf_documents.start_preview",
+    "pdf_documents.start_final",
+    "pdf_documents.progress",
+    "pdf_documents.status",
+    "pdf_documents.download",
+    "billing.plan",
+    "billing.request_free",
+    "billing.branding",
+    "billing.save_colours",
+    "billing.save_logo",
+    "billing.remove_logo",
+    "brand.logo",
+    "brand.stylesheet",
+    "billing_admin.admin_request",
+    "billing_admin.admin_decide",
+    "billing_admin.admin_federation",
+    "billing_admin.admin_link",
+    "billing_admin.admin_unlink",
+    "billing_admin.admin_grant",
+    "stripe_billing.subscribe_page",
+    "stripe_billing.subscribe",
+    "stripe_billing.manage",
+    "stripe_billing.subscribed",
+    "stripe_billing.not_subscribed",
 }
 
 # Plausible form data for any POST: every field an attacker might hope a form reads.
@@ -219,6 +245,49 @@ def _b_statement_group(session: Session, signature_id: int) -> dict[str, list[An
     return {"group_id": [group.id]}
 
 
+def _b_pdf(session: Session, campaign_id: int) -> dict[str, list[Any]]:
+    """A finished render of B's campaign and its document, for the PDF routes."""
+    try:
+        from web.pdf.models import Document, PdfRender
+    except ImportError:  # no PDF area in this tree
+        return {}
+    data = b"%PDF-1.7 Bravo secret PDF"
+    document = Document(
+        campaign_id=campaign_id,
+        kind="preview",
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        pages=1,
+        inputs_hash="b" * 64,
+        data=data,
+    )
+    session.add(document)
+    session.flush()
+    render = PdfRender(campaign_id=campaign_id, kind="preview", status="done")
+    render.document_id = document.id
+    session.add(render)
+    session.flush()
+    return {"render_id": [render.id], "document_id": [document.id]}
+
+
+def _b_billing(session: Session, owner_membership: Membership) -> dict[str, list[Any]]:
+    """B's billing account and a free Supporter request, for the plan and operator routes."""
+    try:
+        from web.billing.models import account_for
+        from web.billing.services import request_free_supporter
+    except ImportError:  # no billing area in this tree
+        return {}
+    from web.collectives.models import Collective
+
+    collective = session.get(Collective, owner_membership.collective_id)
+    assert collective is not None
+    account = account_for(session, collective.id)
+    request = request_free_supporter(
+        session, owner_membership, collective, "Bravo secret reason for Supporter"
+    )
+    return {"account_id": [account.id], "request_id": [request.id]}
+
+
 def _b_recipient(session: Session, owner_membership: Membership) -> dict[str, list[Any]]:
     """A recipient of B's own (a council), for the recipient routes."""
     from web.recipients.services import create_recipient
@@ -253,10 +322,12 @@ def tenants(session: Session, app: Flask) -> Tenants:
         )
         extra_args = _b_campaign(session, b_owner_membership)
         extra_args |= _b_recipient(session, b_owner_membership)
+        extra_args |= _b_billing(session, b_owner_membership)
         if extra_args.get("campaign_id"):
             extra_args |= _b_signature(session, extra_args["campaign_id"][0])
             extra_args |= _b_signature_import(session, extra_args["campaign_id"][0])
             extra_args |= _b_statement_group(session, extra_args["signature_id"][0])
+            extra_args |= _b_pdf(session, extra_args["campaign_id"][0])
     tenants = Tenants(
         a_owner=a_owner,
         a_slug=a.slug,
@@ -280,6 +351,8 @@ def tenants(session: Session, app: Flask) -> Tenants:
             "secret-signer@bravo.example",
             "bravo-secret-paper.csv",
             "Bravo secret words",
+            "Bravo secret PDF",
+            "Bravo secret reason",
         ),
         b_extra_args=extra_args,
     )

@@ -21,9 +21,11 @@ from sqlalchemy.orm import Session
 from tests.factories import add_member, login, make_user
 from tests.test_signatures import _published, _sign
 from web.accounts.models import User
+from web.billing.models import account_for
 from web.campaigns import services as campaigns
 from web.campaigns.models import Campaign
 from web.collectives.models import Collective, Membership, Role
+from web.db import utcnow
 from web.signatures import services as signing
 from web.signatures.export import HEADER, neutralise
 from web.signatures.models import Signature
@@ -82,7 +84,12 @@ def _csv(body: bytes) -> list[list[str]]:
 
 @pytest.fixture
 def world(session: Session, app: Flask) -> tuple[Collective, Campaign]:
-    return _published(session, app)
+    collective, campaign = _published(session, app)
+    # The export is a Supporter feature (web/billing/plans.py; its gate is tested in
+    # tests/test_billing_plans.py). These tests are about the file itself.
+    account_for(session, collective.id).complimentary_until = utcnow() + timedelta(days=1)
+    session.flush()
+    return collective, campaign
 
 
 def test_owner_downloads_verified_signatures_with_consented_fields_only(

@@ -255,6 +255,17 @@ FORMS = [
         who="owner",
         done=lambda _session, client, _world: client.get("/account").status_code,
     ),
+    Form(
+        "free-supporter",
+        "/app/{slug}/plan/free-supporter",
+        page="/app/{slug}/plan",
+        who="owner",
+        done=sql("select count(*) from supporter_requests where collective_id = :cid"),
+        valid={"reason": "We are six renters with no funds."},
+        kinds={"reason": Kind.TEXTAREA},
+        # Shown to the platform operator (tests/test_billing_admin.py checks the escaping).
+        stored={"reason": "select reason from supporter_requests where collective_id = :cid"},
+    ),
 ]
 FORMS_BY_NAME = {f.name: f for f in FORMS}
 

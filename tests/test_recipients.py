@@ -906,7 +906,7 @@ def test_recipient_pages_pass_axe_in_a_real_browser(live: LiveServer, browser: B
 
     operator = a11y.watch(browser.new_context(base_url=live.url).new_page())
     browser_login(operator, admin_email, a11y)
-    operator.get_by_role("link", name="Admin").click()
+    operator.get_by_role("link", name="Admin", exact=True).click()
     expect(operator.get_by_role("heading", level=1)).to_have_text("Directory of departments")
     a11y.check(operator)
     operator.get_by_role("link", name="Edit Department for Work and Pensions").click()

@@ -110,11 +110,19 @@ def _limiter_storage(redis_url: str) -> str:
 
 def _register_blueprints(app: Flask, settings: Settings) -> None:
     from web.accounts.views import bp as accounts_bp
+    from web.billing.stripe_views import bp as stripe_billing_bp
+    from web.billing.stripe_views import stripe_webhook
+    from web.billing.stripe_views import webhook_bp as stripe_webhook_bp
+    from web.billing.views import admin_bp as billing_admin_bp
+    from web.billing.views import bp as billing_bp
+    from web.billing.views import brand_bp
     from web.campaigns.public import bp as public_bp
     from web.campaigns.views import bp as campaigns_bp
     from web.collectives.views import bp as collectives_bp
     from web.collectives.views import invitations_bp
     from web.pages import bp as pages_bp
+    from web.pdf.verify_views import bp as verify_bp
+    from web.pdf.views import bp as pdf_documents_bp
     from web.recipients.views import admin_bp as recipients_admin_bp
     from web.recipients.views import bp as recipients_bp
     from web.signatures.export import bp as signatures_export_bp
@@ -138,6 +146,15 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
     app.register_blueprint(updates_bp)
     app.register_blueprint(public_updates_bp)
     app.register_blueprint(signatures_export_bp)
+    app.register_blueprint(pdf_documents_bp)
+    app.register_blueprint(verify_bp)
+    app.register_blueprint(billing_bp)
+    app.register_blueprint(billing_admin_bp)
+    app.register_blueprint(brand_bp)
+    app.register_blueprint(stripe_billing_bp)
+    # Stripe signs its deliveries (the signature is their authority): no CSRF token.
+    csrf.exempt(stripe_webhook)
+    app.register_blueprint(stripe_webhook_bp)
     if settings.is_development or settings.env == "test":
         from web.devtools.views import bp as dev_bp
 
@@ -207,7 +224,7 @@ def _register_hooks(app: Flask, settings: Settings) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> Response:
-        if request.content_length and not request.form:
+        if request.content_length and not request.form and not request.files:
             # Werkzeug drops a form body it cannot decode; the token went with it.
             return http.error_response(
                 400,

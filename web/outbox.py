@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 PENDING_KEY = "chorus.outbox_pending"
 DISPATCHER_KEY = "chorus.dispatcher"
 EMAIL_JOB = "workers.jobs.email.send_outbox_email"
-QUEUES = ("email", "default", "pdf")
+QUEUES = ("email", "default", "pdf-priority", "pdf")
 
 
 class OutboxMessage(IdMixin, TimestampMixin, Base):

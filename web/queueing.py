@@ -30,6 +30,9 @@ DRAIN_FLAG_SECONDS = 600
 # server can take minutes more. Killing a drain mid-batch would send that batch twice.
 DRAIN_TIMEOUT = 900
 ALIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+# Per-queue RQ job timeouts (others keep RQ's 180 s). A PDF render may run for the engine's
+# timeout (web/pdf/services.RENDER_TIMEOUT) plus building its inputs and storing the PDF.
+JOB_TIMEOUTS = {"pdf": 300, "pdf-priority": 300}
 
 # Delete the flag only if it still names this drain: a newer drain's flag stays.
 _RELEASE = """
@@ -72,6 +75,7 @@ class RQDispatcher:
                 func,
                 outbox_id,
                 job_id=f"outbox-{outbox_id}",
+                job_timeout=JOB_TIMEOUTS.get(queue),
                 retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
                 failure_ttl=7 * 24 * 3600,
                 result_ttl=3600,

@@ -112,6 +112,16 @@ class Settings:
     retention_days: int = 180
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
+    # Billing (web/billing). Off while the secret key is empty: every collective stays on
+    # Free (or a Supporter plan the operator grants). Prices are Stripe price ids.
+    stripe_secret_key: str = ""
+    stripe_publishable_key: str = ""
+    stripe_webhook_secret: str = ""
+    stripe_api_base: str = ""
+    stripe_price_supporter_monthly: str = ""
+    stripe_price_supporter_yearly: str = ""
+    stripe_price_federation_monthly: str = ""
+    stripe_price_federation_yearly: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -125,6 +135,32 @@ class Settings:
     @property
     def smtp_configured(self) -> bool:
         return bool(self.smtp_host)
+
+    @property
+    def billing_enabled(self) -> bool:
+        """Whether anything can be bought here (a Stripe secret key is set)."""
+        return bool(self.stripe_secret_key)
+
+    def stripe_price(self, plan: str, interval: str) -> str:
+        """The Stripe price id for `plan` ("supporter" | "federation") billed every
+        `interval` ("month" | "year"); "" when that price is not configured."""
+        prices = {
+            ("supporter", "month"): self.stripe_price_supporter_monthly,
+            ("supporter", "year"): self.stripe_price_supporter_yearly,
+            ("federation", "month"): self.stripe_price_federation_monthly,
+            ("federation", "year"): self.stripe_price_federation_yearly,
+        }
+        return prices.get((plan, interval), "")
+
+    def plan_for_price(self, price_id: str) -> tuple[str, str] | None:
+        """(plan, interval) for a configured Stripe price id, else None."""
+        if not price_id:
+            return None
+        for plan in ("supporter", "federation"):
+            for interval in ("month", "year"):
+                if self.stripe_price(plan, interval) == price_id:
+                    return plan, interval
+        return None
 
     @property
     def admin_database_url(self) -> str:
@@ -172,6 +208,7 @@ class Settings:
         port = _int("PORT", get("PORT", "5000"), 1, 65535)
         base_url = _url("BASE_URL", get("BASE_URL", f"http://127.0.0.1:{port}"), ("http", "https"))
         smtp_host = get("SMTP_HOST").strip()
+        stripe = _stripe_settings(get)
         return cls(
             env=chorus_env,
             secret_key=secret_key,
@@ -215,7 +252,76 @@ class Settings:
             argon2_memory_kib=_int(
                 "ARGON2_MEMORY_KIB", get("ARGON2_MEMORY_KIB", "65536"), 8192, 4 * 1024 * 1024
             ),
+            stripe_secret_key=stripe["stripe_secret_key"],
+            stripe_publishable_key=stripe["stripe_publishable_key"],
+            stripe_webhook_secret=stripe["stripe_webhook_secret"],
+            stripe_api_base=stripe["stripe_api_base"],
+            stripe_price_supporter_monthly=stripe["stripe_price_supporter_monthly"],
+            stripe_price_supporter_yearly=stripe["stripe_price_supporter_yearly"],
+            stripe_price_federation_monthly=stripe["stripe_price_federation_monthly"],
+            stripe_price_federation_yearly=stripe["stripe_price_federation_yearly"],
         )
+
+
+def _stripe_token(name: str, raw: str, prefixes: tuple[str, ...]) -> str:
+    """A Stripe key, secret or price id: one word, starting as Stripe's do."""
+    value = raw.strip()
+    if not value:
+        return ""
+    if (
+        len(value) > 255
+        or not value.isascii()
+        or any(ch.isspace() or ord(ch) < 32 for ch in value)
+        or (prefixes and not value.startswith(prefixes))
+    ):
+        starts = " or ".join(f"{p}..." for p in prefixes) if prefixes else "one word"
+        raise SettingsError(f"{name} must look like {starts} (got {raw!r}).")
+    return value
+
+
+STRIPE_PRICES = (
+    "STRIPE_PRICE_SUPPORTER_MONTHLY",
+    "STRIPE_PRICE_SUPPORTER_YEARLY",
+    "STRIPE_PRICE_FEDERATION_MONTHLY",
+    "STRIPE_PRICE_FEDERATION_YEARLY",
+)
+
+
+def _stripe_settings(get: Any) -> dict[str, str]:
+    """The STRIPE_* settings. Billing is off when STRIPE_SECRET_KEY is empty; when it is
+    set, the webhook secret and both Supporter prices must be too (a checkout with no
+    price, or payments whose webhooks cannot be verified, would take money and change
+    nothing)."""
+    values = {
+        "stripe_secret_key": _stripe_token(
+            "STRIPE_SECRET_KEY", get("STRIPE_SECRET_KEY"), ("sk_", "rk_")
+        ),
+        "stripe_publishable_key": _stripe_token(
+            "STRIPE_PUBLISHABLE_KEY", get("STRIPE_PUBLISHABLE_KEY"), ("pk_",)
+        ),
+        "stripe_webhook_secret": _stripe_token(
+            "STRIPE_WEBHOOK_SECRET", get("STRIPE_WEBHOOK_SECRET"), ("whsec_",)
+        ),
+        "stripe_api_base": (
+            _url("STRIPE_API_BASE", get("STRIPE_API_BASE"), ("http", "https")).rstrip("/")
+            if get("STRIPE_API_BASE").strip()
+            else ""
+        ),
+    }
+    for name in STRIPE_PRICES:
+        values[name.lower()] = _stripe_token(name, get(name), ())
+    if values["stripe_secret_key"]:
+        for name in (
+            "STRIPE_WEBHOOK_SECRET",
+            "STRIPE_PRICE_SUPPORTER_MONTHLY",
+            "STRIPE_PRICE_SUPPORTER_YEARLY",
+        ):
+            if not values[name.lower()]:
+                raise SettingsError(
+                    f"{name} must be set when STRIPE_SECRET_KEY is (or leave "
+                    "STRIPE_SECRET_KEY empty to turn billing off)."
+                )
+    return values
 
 
 def _instance_secret(instance: Path) -> str:

@@ -16,7 +16,8 @@ from rq import Queue, Worker
 from web.queueing import queue_name
 from workers.context import get_app, use_app
 
-DEFAULT_QUEUES = ("email", "default", "pdf")
+# pdf-priority before pdf: Supporter plans' renders go first (web/billing/plans.py).
+DEFAULT_QUEUES = ("email", "default", "pdf-priority", "pdf")
 
 
 class ChorusWorker(Worker):

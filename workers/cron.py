@@ -46,6 +46,8 @@ SCHEDULE = (
         timeout=3600,  # commits per batch of 5,000; a killed run resumes the next night
     ),
     Recurring("flag-trending", "workers.jobs.signatures.flag_trending", 300),
+    Recurring("fail-stale-renders", "workers.jobs.pdf.fail_stale_renders", 300),
+    Recurring("expire-grace", "workers.jobs.billing.expire_grace_periods", 86400),
 )
 
 

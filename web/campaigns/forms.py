@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from typing import Any
+
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
+    Field,
     FieldList,
     FormField,
     IntegerField,
@@ -13,11 +16,12 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import NumberRange, Optional
+from wtforms.validators import NumberRange, Optional, ValidationError
 
 from web.campaigns.models import AudienceStyle, CampaignKind
+from web.campaigns.services import MAX_SIGNING_LINE, MAX_SIGNING_LINES
 from web.campaigns.styles import STYLES
-from web.forms import max_length, no_control_characters, required, strip
+from web.forms import BIDI_CONTROLS, max_length, no_control_characters, required, strip
 
 KIND_CHOICES = [SelectChoice(k.value, k.label) for k in CampaignKind]
 STYLE_CHOICES = [SelectChoice(s.value, STYLES[s].label) for s in AudienceStyle]
@@ -112,6 +116,36 @@ class SlotForm(FlaskForm):
     )
 
 
+class OneALine:
+    """A list typed one item a line: at most `max_lines` lines of `max_chars` characters,
+    no control or text-direction characters (each line ends up as one line of the PDF)."""
+
+    def __init__(self, what: str, max_lines: int, max_chars: int) -> None:
+        self.what = what
+        self.max_lines = max_lines
+        self.max_chars = max_chars
+
+    def __call__(self, _form: Any, field: Field) -> None:
+        value = field.data if isinstance(field.data, str) else ""
+        if any((ord(ch) < 32 and ch not in "\r\n\t") or ord(ch) == 127 for ch in value):
+            raise ValidationError(f"Remove the invisible control characters from the {self.what}.")
+        if any(ch in BIDI_CONTROLS for ch in value):
+            raise ValidationError(
+                f"Remove the invisible text-direction characters from the {self.what}."
+            )
+        items = [line.strip() for line in value.splitlines() if line.strip()]
+        if len(items) > self.max_lines:
+            raise ValidationError(
+                f"List at most {self.max_lines} {self.what}, one a line (you have {len(items)})."
+            )
+        for number, item in enumerate(items, 1):
+            if len(item) > self.max_chars:
+                raise ValidationError(
+                    f"Line {number} of the {self.what} is {len(item):,} characters long; keep "
+                    f"each line to {self.max_chars} characters or fewer."
+                )
+
+
 class LetterForm(FlaskForm):
     subject = StringField(
         "Subject line",
@@ -156,6 +190,27 @@ class LetterForm(FlaskForm):
         validators=[max_length(3000, "The attendees")],
     )
     meeting_slots = FieldList(FormField(SlotForm), min_entries=3, max_entries=10)
+    lead_signatories = TextAreaField(
+        "Lead signatories (optional)",
+        description="The people who sign the letter first, one a line: name, then role. For "
+        "example: Amina Khan, Chair, Riverside Tenants’ Association. At most "
+        f"{MAX_SIGNING_LINES} lines of {MAX_SIGNING_LINE} characters.",
+        filters=[strip],
+        validators=[
+            max_length(20_000, "The lead signatories"),
+            OneALine("lead signatories", MAX_SIGNING_LINES, MAX_SIGNING_LINE),
+        ],
+    )
+    signing_organisations = TextAreaField(
+        "Signing organisations (optional)",
+        description="Organisations that support the letter, one a line. At most "
+        f"{MAX_SIGNING_LINES} lines of {MAX_SIGNING_LINE} characters.",
+        filters=[strip],
+        validators=[
+            max_length(20_000, "The signing organisations"),
+            OneALine("signing organisations", MAX_SIGNING_LINES, MAX_SIGNING_LINE),
+        ],
+    )
 
 
 class CommentForm(FlaskForm):

@@ -101,6 +101,10 @@ class Campaign(TenantScoped, IdMixin, TimestampMixin, Base):
     meeting_slots: Mapped[list[dict[str, str]]] = mapped_column(
         JSONB, default=list, server_default="[]"
     )
+    # Signed under the letter: "Name, role" and organisations, one a line (the PDF's
+    # signature block). Part of the letter content only when not empty.
+    lead_signatories: Mapped[str] = mapped_column(Text, default="", server_default="")
+    signing_organisations: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     updated_at: Mapped[datetime] = mapped_column(
@@ -155,6 +159,12 @@ class Campaign(TenantScoped, IdMixin, TimestampMixin, Base):
             content["meeting_purpose"] = self.meeting_purpose
             content["meeting_attendees"] = self.meeting_attendees
             content["meeting_slots"] = [dict(slot) for slot in (self.meeting_slots or [])]
+        # Only when filled in, so the content (and SHA-256) of letters without them is
+        # exactly what it was before these fields existed.
+        if self.lead_signatories:
+            content["lead_signatories"] = self.lead_signatories
+        if self.signing_organisations:
+            content["signing_organisations"] = self.signing_organisations
         return content
 
 

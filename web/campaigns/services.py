@@ -40,6 +40,8 @@ MAX_ASKS = 10
 MAX_LINKS = 10
 MAX_SLOTS = 10
 MIN_SLOTS = 3
+MAX_SIGNING_LINES = 50  # lead signatories, signing organisations
+MAX_SIGNING_LINE = 200
 EDITORS = (Role.OWNER, Role.ORGANISER)
 
 TRANSITIONS: dict[CampaignState, set[CampaignState]] = {
@@ -279,6 +281,20 @@ def _valid_url(url: str) -> bool:
     return parts.scheme in {"http", "https"} and bool(parts.netloc) and " " not in url
 
 
+def _signing_lines(value: str | None, what: str) -> str | None:
+    """One name (or organisation) a line, trimmed, blank lines dropped; None stays None."""
+    if value is None:
+        return None
+    items = [line.strip() for line in value.splitlines() if line.strip()]
+    if len(items) > MAX_SIGNING_LINES:
+        raise CampaignError(f"List at most {MAX_SIGNING_LINES} {what}, one a line.")
+    if any(len(item) > MAX_SIGNING_LINE for item in items):
+        raise CampaignError(
+            f"Keep each line of the {what} to {MAX_SIGNING_LINE} characters or fewer."
+        )
+    return "\n".join(items)
+
+
 def save_letter(
     session: Session,
     actor: Membership,
@@ -293,10 +309,14 @@ def save_letter(
     meeting_purpose: str = "",
     meeting_attendees: str = "",
     meeting_slots: list[dict[str, str]] | None = None,
+    lead_signatories: str | None = None,  # None: leave as it is
+    signing_organisations: str | None = None,
 ) -> LetterRevision:
     """Save the draft letter as a new revision (author and time recorded)."""
     require_role(actor, *EDITORS)
     _require_editable(campaign)
+    signers = _signing_lines(lead_signatories, "lead signatories")
+    organisations = _signing_lines(signing_organisations, "signing organisations")
     links = []
     for link in evidence_links[:MAX_LINKS]:
         url = (link.get("url") or "").strip()
@@ -329,6 +349,10 @@ def save_letter(
         campaign.meeting_purpose = meeting_purpose.strip()
         campaign.meeting_attendees = meeting_attendees.strip()
         campaign.meeting_slots = slots
+    if signers is not None:
+        campaign.lead_signatories = signers
+    if organisations is not None:
+        campaign.signing_organisations = organisations
     campaign.revision_count += 1
     campaign.updated_at = utcnow()
     revision = LetterRevision(
@@ -545,6 +569,14 @@ def publish(
         )
     elif state not in (CampaignState.DRAFT, CampaignState.IN_REVIEW):
         raise CampaignError(f"A campaign that is {state.label.lower()} cannot be published.")
+    if state is not CampaignState.COLLECTING:
+        # The plan's limit on campaigns collecting at once (web/billing/plans.py).
+        from web.billing.plans import PlanLimitReached, check_can_start_collecting
+
+        try:
+            check_can_start_collecting(session, campaign.collective_id)
+        except PlanLimitReached as exc:
+            raise PublicationBlocked([Problem("plan", str(exc))]) from exc
 
     content = campaign.letter_content()
     text = canonical_text(content)
@@ -611,6 +643,8 @@ DIFF_FIELDS = (
     ("meeting_purpose", "Meeting purpose"),
     ("meeting_attendees", "Proposed attendees"),
     ("meeting_slots", "Proposed times"),
+    ("lead_signatories", "Lead signatories"),
+    ("signing_organisations", "Signing organisations"),
 )
 
 

@@ -159,6 +159,8 @@ def _fill_letter_form(form: LetterForm, campaign: Campaign) -> None:
     form.easy_read_markdown.data = campaign.easy_read_markdown
     form.meeting_purpose.data = campaign.meeting_purpose
     form.meeting_attendees.data = campaign.meeting_attendees
+    form.lead_signatories.data = campaign.lead_signatories
+    form.signing_organisations.data = campaign.signing_organisations
     while len(form.asks.entries):
         form.asks.pop_entry()
     for ask in campaign.asks or []:
@@ -205,6 +207,8 @@ def letter(campaign_id: int) -> Page:
                 meeting_purpose=form.meeting_purpose.data or "",
                 meeting_attendees=form.meeting_attendees.data or "",
                 meeting_slots=list(form.meeting_slots.data),
+                lead_signatories=form.lead_signatories.data or "",
+                signing_organisations=form.signing_organisations.data or "",
             )
         except PermissionError as exc:
             return refused(str(exc), 403)

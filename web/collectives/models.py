@@ -5,7 +5,16 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import DateTime, Enum, ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Enum,
+    ForeignKey,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from web.accounts.models import User
@@ -38,6 +47,14 @@ class Collective(IdMixin, TimestampMixin, Base):
     # Whether publishing needs a second organiser's approval: "auto" means yes once the
     # collective has two or more organisers (owners count), "on" always, "off" never.
     second_approver: Mapped[str] = mapped_column(String(8), default="auto", server_default="auto")
+    # The billing account in force (web/billing): its own, or its federation's. NULL
+    # until first needed; `web.billing.models.account_for` creates it lazily.
+    billing_account_id: Mapped[int | None] = mapped_column(
+        BigInteger,
+        # use_alter: billing_accounts also points back here (its owner collective).
+        ForeignKey("billing_accounts.id", ondelete="SET NULL", use_alter=True),
+        index=True,
+    )
 
 
 class Membership(TenantScoped, IdMixin, TimestampMixin, Base):

@@ -37,6 +37,7 @@ RESERVED_SLUGS = frozenset(
         "invitations",
         "account",
         "stripe",
+        "brand",
         "verify-pdf",
         "health",
         "healthz",

@@ -39,6 +39,7 @@ from flask import Response, abort, render_template, stream_with_context
 from sqlalchemy import Select, case, func, literal_column, select
 from sqlalchemy.orm import Session
 
+from web.billing.plans import Feature, PlanLimitReached, require_feature
 from web.campaigns import services as campaigns
 from web.campaigns.models import LetterVersion
 from web.collectives.models import Membership, Role
@@ -193,6 +194,10 @@ def export_csv(campaign_id: int) -> Response | tuple[str, int]:
             heading="Not allowed",
             message=str(exc),
         ), 403
+    try:
+        require_feature(session, campaign.collective_id, Feature.SIGNER_EXPORT)
+    except PlanLimitReached as exc:
+        return render_template("billing/needs_supporter.html", message=str(exc)), 403
     filename = _filename(current_collective().slug, campaign.slug, utcnow().date())
     body = csv_chunks(database(), campaign.collective_id, campaign.id)
     return Response(
