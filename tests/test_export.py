@@ -7,7 +7,6 @@ import csv
 import io
 import itertools
 import re
-import time
 import tracemalloc
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -398,7 +397,6 @@ def test_100000_signatures_stream_without_being_held_in_memory(
     login(client, _user(session, collective, Role.OWNER))
     url = _url(collective, campaign)
 
-    started = time.monotonic()
     tracemalloc.start()
     try:
         response = client.get(url)
@@ -419,7 +417,6 @@ def test_100000_signatures_stream_without_being_held_in_memory(
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    elapsed = time.monotonic() - started
 
     assert lines == total + 1  # the header and one line per verified signature
     assert any("FROM signatures" in c for c in cursors), cursors
@@ -429,4 +426,3 @@ def test_100000_signatures_stream_without_being_held_in_memory(
     assert peak * 3 < size, f"peak {peak / 1e6:.1f} MB for a {size / 1e6:.1f} MB file"
     assert chunks > 50  # sent as it was read, not built whole first
     assert tail.endswith(b",Online,1,2025-03-04 13:16:40\r\n"), tail
-    assert elapsed < 15, f"{elapsed:.1f} s"

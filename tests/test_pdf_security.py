@@ -298,7 +298,7 @@ def test_a_letter_running_to_thousands_of_pages_stops_at_its_timeout(
     started = time.monotonic()
     with pytest.raises(RenderError, match=r"took longer than 4 s"):
         render_letter(letter_doc(body_html=body), [], [], timeout=4)
-    assert time.monotonic() - started < 8
+    assert time.monotonic() - started < 4 + 10  # killed at its timeout, not left running
     _render_hostile(letter_doc(body_html="<p>fine</p>"), listener, secret_files)
 
 
@@ -314,7 +314,7 @@ def test_ten_thousand_nested_elements_are_refused_with_a_clear_message(
         started = time.monotonic()
         with pytest.raises(RenderError, match=r"levels deep; the PDF can show at most 100"):
             render_letter(letter_doc(body_html=body), [], [], timeout=HOSTILE_TIMEOUT)
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < HOSTILE_TIMEOUT  # ended within its timeout
     # Just under the limit still renders (and stays safe).
     body = "<div>" * 95 + "<p>nested but fine</p>" + "</div>" * 95
     data = _render_hostile(letter_doc(body_html=body), listener, secret_files)
