@@ -320,6 +320,36 @@ def test_draft_is_watermarked_on_every_page_and_says_it_has_no_signatures() -> N
     assert "This draft has no published version yet" in joined
 
 
+def test_a_draft_without_subject_or_summary_has_no_empty_headings() -> None:
+    """An early draft leaves out the parts it does not have yet: no empty H1 (subject),
+    no "In brief" heading over nothing."""
+
+    def headings(doc: LetterDoc) -> tuple[str, int]:
+        pdf = render_letter(doc, [], [])
+        with pikepdf.open(io.BytesIO(pdf.data)) as opened:
+            kinds = [str(e.get("/S")) for e in _structure_elements(opened.Root.StructTreeRoot)]
+        return " ".join(read(pdf.data)[0].split()), kinds.count("/H1") + kinds.count("/H2")
+
+    full_text, full_headings = headings(letter_doc(draft=True, audience_style="minister"))
+    bare_text, bare_headings = headings(
+        letter_doc(draft=True, subject="", summary="  ", audience_style="minister")
+    )
+    assert "In brief" in full_text
+    assert "In brief" not in bare_text
+    assert "Dear" in bare_text  # the salutation is still there
+    assert bare_headings == full_headings - 2  # the subject (H1) and "In brief" (H2)
+
+
+def _structure_elements(node: pikepdf.Object) -> Iterator[pikepdf.Dictionary]:
+    kids = node.get("/K")
+    if kids is None:
+        return
+    for kid in kids if isinstance(kids, pikepdf.Array) else [kids]:
+        if isinstance(kid, pikepdf.Dictionary) and "/S" in kid:
+            yield kid
+            yield from _structure_elements(kid)
+
+
 def test_a_long_letter_body_is_never_cut() -> None:
     body = "<p>A long paragraph of evidence.</p>" * 1_500 + "<p>The very end of the body.</p>"
     assert len(body) > 50_000
