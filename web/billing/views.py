@@ -55,7 +55,7 @@ from web.collectives.tenant import current_collective, current_membership, tenan
 from web.forms import ConfirmForm
 from web.http import db_session, error_response, refused
 from web.settings import Settings
-from web.tenancy import set_current_collective
+from web.tenancy import current_collective_id, set_current_collective
 
 bp = tenant_blueprint("billing", __name__)
 brand_bp = Blueprint("brand", __name__, url_prefix="/brand")
@@ -347,8 +347,12 @@ def public_brand(context: Context) -> PublicBrand | None:
     if collective.id in cache:
         return cache[collective.id]
     s = db_session()
-    branding = services.public_branding(s, collective)
-    plan = plans.plan_of(s, collective.id)
+    plan = plans.plan_of(s, collective.id)  # one lookup serves the footer and the branding
+    branding = (
+        services.get_branding(s, collective.id)
+        if has_supporter_features(plan) and current_collective_id(s) == collective.id
+        else None
+    )
     brand = PublicBrand(
         show_footer=not has_supporter_features(plan),
         logo_url=(

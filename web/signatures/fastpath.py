@@ -33,6 +33,7 @@ from flask import Flask
 from itsdangerous import BadData, URLSafeTimedSerializer
 from werkzeug.datastructures import MultiDict
 
+from web.http import SlugConverter
 from web.outbox import attach_dispatcher
 from web.signatures import services as signing
 from web.signatures.forms import SignFields
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 
 LIMITS_COUNTED = "chorus.sign_limits_counted"
 MAX_BODY = 32 * 1024  # 2,000 characters of own words, percent-encoded, and the rest
-_SLUG = r"([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)"  # web.http.SlugConverter
+_SLUG = f"({SlugConverter.regex})"  # the URL map's own slug rule
 SIGN_PATH = re.compile(rf"^/{_SLUG}/{_SLUG}/sign$")
 FIELDS = frozenset(
     {
