@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -111,6 +112,7 @@ def redis_url() -> Iterator[str]:
     server = EmbeddedRedis(folder).start(persistent=False)
     yield server.url
     server.stop()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass
