@@ -427,6 +427,13 @@ def test_a_bad_stripe_setting_names_its_variable(name: str, value: str) -> None:
     assert name in str(info.value)
 
 
+def test_a_webhook_secret_without_a_secret_key_stops_start_up() -> None:
+    """Events would be accepted and stored but could never be applied."""
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({**BASE, "STRIPE_WEBHOOK_SECRET": "whsec_abc"})
+    assert "STRIPE_SECRET_KEY must be set when STRIPE_WEBHOOK_SECRET is" in str(info.value)
+
+
 # --- branding ----------------------------------------------------------------------------
 
 

@@ -472,7 +472,7 @@ def test_a_late_payment_failure_after_the_invoice_was_paid_changes_nothing(
 
 
 def test_when_grace_ends_the_collective_moves_to_free_and_nothing_is_deleted(
-    session: Session, app: Flask, stripe_base: str, work: Any
+    session: Session, app: Flask, stripe_base: str, work: Any, mailbox: Mailbox
 ) -> None:
     from web.campaigns.services import create_campaign
     from web.collectives.models import Membership
@@ -498,6 +498,12 @@ def test_when_grace_ends_the_collective_moves_to_free_and_nothing_is_deleted(
     # The day after (time passed as a parameter, not slept).
     after = account.grace_until + timedelta(seconds=1)
     assert expire_grace_periods(now=after) == 1
+    work()
+    [told] = _owner_emails(mailbox, "lapsing")
+    assert told["Subject"] == f"{collective.name} is now on the Free plan"
+    text = told.get_body(("plain",)).get_content()
+    assert "Nothing has been deleted" in text
+    assert f"/app/{collective.slug}/billing/subscribe" in text
     lapsed = _account(session, account.id)
     assert (lapsed.plan, lapsed.interval) == ("free", "")
     assert effective_plan(lapsed, after) is Plan.FREE
@@ -507,8 +513,10 @@ def test_when_grace_ends_the_collective_moves_to_free_and_nothing_is_deleted(
     set_current_collective(session, collective.id)
     assert session.get(Campaign, campaign.id) is not None
     set_current_collective(session, None)
-    # Running again does nothing more.
+    # Running again does nothing more, and tells nobody again.
     assert expire_grace_periods(now=after + timedelta(days=1)) == 0
+    work()
+    assert len(_owner_emails(mailbox, "lapsing")) == 1
 
 
 def test_the_grace_expiry_runs_daily() -> None:

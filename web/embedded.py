@@ -202,7 +202,7 @@ def set_app_role_password(admin_url: str, app_url: str) -> None:
         engine.dispose()
 
 
-def migrate(admin_url: str, app_url: str | None = None, revision: str = "head") -> None:
+def migrate(admin_url: str, app_url: str | None = None, revision: str = "heads") -> None:
     """Apply Alembic migrations as the owner, then set the app role's password."""
     from alembic import command
     from alembic.config import Config

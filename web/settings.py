@@ -8,6 +8,7 @@ typo in a deployment is found at boot rather than at the first email.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -99,6 +100,12 @@ class Settings:
     smtp_password: str = ""
     smtp_timeout: int = 30
     mail_from: str = "Chorus <no-reply@chorus.localhost>"
+    # Replies to deliveries: reply+<key>@INBOUND_DOMAIN reaches `python -m workers.inbound`
+    # (an SMTP listener) or the provider's webhook, which must send INBOUND_WEBHOOK_SECRET.
+    inbound_domain: str = "reply.chorus.localhost"
+    inbound_webhook_secret: str = ""
+    inbound_smtp_host: str = "127.0.0.1"
+    inbound_smtp_port: int = 2525
     cookie_secure: bool = True
     ratelimit_enabled: bool = True
     # Signing: per IP address (burst; sustained) and per campaign (a flood's ceiling,
@@ -225,6 +232,12 @@ class Settings:
             smtp_password=get("SMTP_PASSWORD"),
             smtp_timeout=_int("SMTP_TIMEOUT", get("SMTP_TIMEOUT", "30"), 1, 600),
             mail_from=get("MAIL_FROM", "Chorus <no-reply@chorus.localhost>").strip(),
+            inbound_domain=_domain(
+                "INBOUND_DOMAIN", get("INBOUND_DOMAIN", "reply.chorus.localhost")
+            ),
+            inbound_webhook_secret=_webhook_secret(get("INBOUND_WEBHOOK_SECRET")),
+            inbound_smtp_host=get("INBOUND_SMTP_HOST", "127.0.0.1").strip() or "127.0.0.1",
+            inbound_smtp_port=_int("INBOUND_SMTP_PORT", get("INBOUND_SMTP_PORT", "2525"), 1, 65535),
             cookie_secure=_bool(
                 "COOKIE_SECURE",
                 get("COOKIE_SECURE", "false" if chorus_env == "development" else "true"),
@@ -261,6 +274,26 @@ class Settings:
             stripe_price_federation_monthly=stripe["stripe_price_federation_monthly"],
             stripe_price_federation_yearly=stripe["stripe_price_federation_yearly"],
         )
+
+
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
+
+
+def _domain(name: str, raw: str) -> str:
+    value = raw.strip().lower().rstrip(".")
+    if not _DOMAIN.match(value):
+        raise SettingsError(f"{name} must be a domain name such as reply.example.org.")
+    return value
+
+
+def _webhook_secret(raw: str) -> str:
+    value = raw.strip()
+    if value and len(value) < 32:
+        raise SettingsError(
+            "INBOUND_WEBHOOK_SECRET must be at least 32 characters (or empty to turn the "
+            "inbound webhook off)."
+        )
+    return value
 
 
 def _stripe_token(name: str, raw: str, prefixes: tuple[str, ...]) -> str:
@@ -321,6 +354,13 @@ def _stripe_settings(get: Any) -> dict[str, str]:
                     f"{name} must be set when STRIPE_SECRET_KEY is (or leave "
                     "STRIPE_SECRET_KEY empty to turn billing off)."
                 )
+    elif values["stripe_webhook_secret"]:
+        # Webhooks would be accepted and stored, but could never be applied (applying one
+        # re-reads the subscription from Stripe, which needs the secret key).
+        raise SettingsError(
+            "STRIPE_SECRET_KEY must be set when STRIPE_WEBHOOK_SECRET is (or leave both "
+            "empty to turn billing off)."
+        )
     return values
 
 

@@ -48,6 +48,7 @@ from web.billing.models import (
     Plan,
     account_for,
 )
+from web.billing.plans import FREE_COLLECTING_LIMIT
 from web.billing.stripe_models import StripeEvent
 from web.collectives.models import Collective, Membership, Role
 from web.collectives.services import require_role
@@ -486,13 +487,15 @@ def _payment_failed(  # noqa: PLR0917 - private helper of apply_stripe_event
     return ""
 
 
-def expire_grace(session: Session, now: datetime | None = None) -> int:
+def expire_grace(session: Session, settings: Settings, now: datetime | None = None) -> int:
     """Move every account whose grace period has ended (and that has not paid since) to
-    Free. Keeps everything else: the Stripe ids, the subscription's status, the ended
+    Free, and email the owners of its collectives that it happened and that nothing was
+    deleted. Keeps everything else: the Stripe ids, the subscription's status, the ended
     grace date (as the record of when it lapsed), and all of the collectives' data.
-    Returns how many accounts moved. Idempotent."""
+    Returns how many accounts moved. Idempotent: an account moves (and its owners hear
+    of it) once, since the UPDATE picks only accounts not yet on Free."""
     now = now or utcnow()
-    result = session.execute(
+    moved = session.scalars(
         update(BillingAccount)
         .where(
             BillingAccount.grace_until.is_not(None),
@@ -501,9 +504,30 @@ def expire_grace(session: Session, now: datetime | None = None) -> int:
             BillingAccount.subscription_status.not_in(LIVE_STATUSES),
         )
         .values(plan=Plan.FREE, interval=Interval.NONE, updated_at=now)
+        .returning(BillingAccount.id)
         .execution_options(synchronize_session=False)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
+    ).all()
+    for account_id in moved:
+        account = session.get(BillingAccount, account_id)
+        if account is None:
+            continue
+        session.refresh(account)
+        for email, name, collective in owners_to_tell(session, account):
+            send_templated_email(
+                session,
+                settings,
+                to=email,
+                template="billing_moved_to_free",
+                subject=f"{collective.name} is now on the Free plan",
+                context={
+                    "name": name,
+                    "collective": collective,
+                    "free_limit": FREE_COLLECTING_LIMIT,
+                    "billing_url": billing_urls(settings, collective)["return"],
+                },
+                collective_id=collective.id,
+            )
+    return len(moved)
 
 
 __all__ = [

@@ -36,9 +36,9 @@ def process_stripe_event(session: Session, row: OutboxMessage) -> None:
 @system_job
 def expire_grace_periods(session: Session, now: datetime | None = None) -> int:
     """Daily: accounts whose 14-day grace period after a failed payment has ended move
-    to Free (nothing is deleted). Idempotent; commits once. `now` lets tests pass time.
-    Returns how many accounts moved."""
-    moved = expire_grace(session, now)
+    to Free (nothing is deleted) and their owners are told by email. Idempotent; commits
+    once. `now` lets tests pass time. Returns how many accounts moved."""
+    moved = expire_grace(session, settings(), now)
     if moved:
         log.info("%d billing accounts moved to Free after their grace period", moved)
     return moved
