@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -24,7 +26,7 @@ from tests.factories import add_member, login, make_collective, make_user
 from web.accounts.models import User
 from web.collectives.models import Collective, Membership, Role
 from web.collectives.services import invite_member
-from web.db import Base
+from web.db import Base, utcnow
 from web.http import MAX_ID
 from web.tenancy import set_current_collective, system_scope
 
@@ -103,7 +105,40 @@ KNOWN_TENANT_ENDPOINTS = {
     "stripe_billing.manage",
     "stripe_billing.subscribed",
     "stripe_billing.not_subscribed",
+    "delivery.show",
+    "delivery.cancel",
+    "delivery.revoke_link",
+    "delivery.new_link",
+    "delivery.postal",
+    "delivery.print_pack",
+    "loop.follow_up",
+    "loop.pause",
+    "loop.resume",
+    "loop.assess",
+    "loop.publish",
+    "loop.unpublish",
+    "responses.reclassify",
+    "responses.download_attachment",
+    "meetings.calendar",
+    "meetings.record_outcome",
+    "inbound_admin.show",
+    "inbound_admin.raw",
+    "inbound_admin.attach",
+    "inbound_admin.dismiss",
+    "department.claim_sent",
+    "department.inbox",
+    "department.letter",
+    "department.letter_pdf",
+    "department.attachment",
+    "department.acknowledge",
+    "department.reply",
+    "accountability.department_page",
 }
+
+# Public pages about shared directory data (not a tenant's): they answer 200 for the
+# directory department B wrote to, and must still show nothing of B. Every other
+# identifier (B's own recipient's key) gets the 404 the walker expects everywhere.
+SHARED_PUBLIC_PAGES = {"accountability.department_page"}
 
 # Plausible form data for any POST: every field an attacker might hope a form reads.
 ATTACK_FORM = {
@@ -144,6 +179,11 @@ class Tenants:
     b_invitation_token: str
     b_secrets: tuple[str, ...]  # strings that must never reach a's owner
     b_extra_args: dict[str, list[Any]]  # identifiers of later areas' rows in B
+    # A's own draft campaign: B's nested ids (a delivery, a signature) are also tried
+    # under A's own slug *and* campaign, where only the innermost lookup can refuse them.
+    a_campaign_id: int | None = None
+    # The directory department B's letter went to (shared data: its public page is 200).
+    directory_key: str = ""
 
     def b_args(self) -> dict[str, list[Any]]:
         """Rule argument name -> B's identifiers to try."""
@@ -155,15 +195,17 @@ class Tenants:
         }
 
 
-def _b_campaign(session: Session, owner_membership: Membership) -> dict[str, list[Any]]:
+def _b_campaign(
+    session: Session, owner_membership: Membership, title: str = "Bravo Secret Plan"
+) -> dict[str, list[Any]]:
     """A draft campaign in B, for the campaign routes (drafts are never public, so even
-    the public pages must answer 404 for it)."""
+    the public pages must answer 404 for it). Also A's own campaign, with another title."""
     try:
         from web.campaigns.services import create_campaign
     except ImportError:  # no campaigns area in this tree
         return {}
     campaign = create_campaign(
-        session, owner_membership, kind="open_letter", title="Bravo Secret Plan", slug="plan"
+        session, owner_membership, kind="open_letter", title=title, slug="plan"
     )
     return {"campaign_id": [campaign.id], "campaign_slug": [campaign.slug], "number": [1]}
 
@@ -289,7 +331,9 @@ def _b_billing(session: Session, owner_membership: Membership) -> dict[str, list
 
 
 def _b_recipient(session: Session, owner_membership: Membership) -> dict[str, list[Any]]:
-    """A recipient of B's own (a council), for the recipient routes."""
+    """A recipient of B's own (a council), for the recipient routes. Its key is tried on
+    the department pages too: a collective's own recipient is no directory department,
+    so /department/<key>/ and /departments/<key> must not know it."""
     from web.recipients.services import create_recipient
 
     recipient = create_recipient(
@@ -297,13 +341,148 @@ def _b_recipient(session: Session, owner_membership: Membership) -> dict[str, li
         owner_membership,
         {"kind": "council", "name": "Bravo Secret Council", "nation": "england-and-wales"},
     )
-    return {"recipient_id": [recipient.id]}
+    return {"recipient_id": [recipient.id], "key": [recipient.key]}
+
+
+B_PDF = b"%PDF-1.4\n% Bravo secret attachment\n%%EOF\n"
+
+
+def _b_delivery(
+    session: Session, app: Flask, campaign_id: int, collective_id: int
+) -> tuple[dict[str, list[Any]], str]:
+    """B's letter, sent by email to a directory department, with everything issue #6
+    hangs on it: an emailed reply (its raw message kept for the operator) carrying a PDF,
+    a held message on the operator's list, a meeting, an assessment of the ask, a chaser
+    and the timeline. Returns the identifiers and the directory department's key.
+
+    The delivery row is built as the send job leaves it (design.md), on B's draft
+    campaign: isolation does not depend on the campaign's state, and a draft keeps B's
+    title off the department's public record."""
+    try:
+        from web.delivery.models import Chaser, Delivery
+        from web.delivery.services import issue_secrets, placeholder_secrets
+        from web.responses.attachments import store_attachment
+        from web.responses.inbound import store_raw
+        from web.responses.models import (
+            AskAssessment,
+            InboundStatus,
+            Meeting,
+            ResponseChannel,
+            ResponseKind,
+        )
+        from web.responses.services import record_response
+    except ImportError:  # no delivery area in this tree
+        return {}, ""
+    from web.mail import make_message_id
+    from web.recipients.models import Recipient
+
+    with system_scope(session):
+        department = Recipient(
+            key=f"walker-dept-{secrets.token_hex(3)}",
+            kind="ministerial_department",
+            name="Department for Isolation Walks",
+            email_domains=["walker-dept.gov.uk"],
+        )
+        session.add(department)
+        session.flush()
+    delivered = utcnow() - timedelta(days=3)
+    delivery = Delivery(
+        collective_id=collective_id,
+        campaign_id=campaign_id,
+        recipient_id=department.id,
+        recipient_name=department.name,
+        method="email",
+        status="sent",
+        idempotency_key=secrets.token_hex(16),
+        to_email="bravo-secret-desk@walker-dept.gov.uk",
+        message_id=make_message_id(),
+        sent_at=delivered,
+        delivered_on=delivered.date(),
+        response_summary="Bravo secret summary of the answer",
+    )
+    placeholder_secrets(delivery)
+    session.add(delivery)
+    session.flush()
+    issue_secrets(app.extensions["chorus.settings"], delivery)
+    session.flush()
+
+    raw = (
+        b"From: Official <official@walker-dept.gov.uk>\r\n"
+        b"To: reply@reply.chorus.localhost\r\n"
+        b"Subject: Bravo secret inbound subject\r\n\r\nBravo secret inbound body\r\n"
+    )
+    message = store_raw(session, raw, source="smtp", status=InboundStatus.ATTACHED)
+    held = store_raw(
+        session,
+        raw.replace(b"Bravo secret inbound body", b"Bravo secret held body"),
+        source="smtp",
+    )
+    assert message is not None
+    assert held is not None
+    message.collective_id, message.delivery_id = collective_id, delivery.id
+    response = record_response(
+        session,
+        delivery,
+        kind=ResponseKind.SUBSTANTIVE,
+        channel=ResponseChannel.EMAIL,
+        body_text="Bravo secret response body",
+        subject="Bravo secret inbound subject",
+        responder_name="Bravo Secret Official",
+        responder_email="official@walker-dept.gov.uk",
+        inbound_message_id=message.id,
+    )
+    attachment = store_attachment(session, response, B_PDF, "bravo-secret-answer.pdf")
+    starts = utcnow() + timedelta(days=10)
+    session.add_all(
+        [
+            Meeting(
+                collective_id=collective_id,
+                delivery_id=delivery.id,
+                status="accepted",
+                starts_at=starts,
+                ends_at=starts + timedelta(hours=1),
+                location="Bravo Secret Meeting Room",
+                official_name="Bravo Secret Official",
+                ics_uid=f"{secrets.token_hex(8)}@chorus.localhost",
+            ),
+            AskAssessment(
+                collective_id=collective_id,
+                delivery_id=delivery.id,
+                ask_index=0,
+                ask_text="Bravo secret ask",
+                assessment="partly",
+                note="Bravo secret assessment note",
+            ),
+            Chaser(
+                collective_id=collective_id,
+                delivery_id=delivery.id,
+                number=1,
+                to_email="bravo-secret-desk@walker-dept.gov.uk",
+                message_id=make_message_id(),
+                due_on=delivered.date() + timedelta(days=7),
+            ),
+        ]
+    )
+    session.flush()
+    ids = {
+        "delivery_id": [delivery.id],
+        "response_id": [response.id],
+        "attachment_id": [attachment.id],
+        "message_id": [message.id, held.id],
+    }
+    return ids, department.key
 
 
 @pytest.fixture
 def tenants(session: Session, app: Flask) -> Tenants:
     a_owner = make_user(session, app, email="owner-a@example.org", name="Owner of A")
     a = make_collective(session, a_owner, name="Alpha Tenants", slug="alpha-tenants")
+    set_current_collective(session, a.id)
+    a_owner_membership = session.scalar(select(Membership).where(Membership.user_id == a_owner.id))
+    assert a_owner_membership is not None
+    a_campaign_id = _b_campaign(session, a_owner_membership, title="Alpha Own Plan").get(
+        "campaign_id", [None]
+    )[0]
     b_owner = make_user(session, app, email="owner-b@example.org", name="Owner of B")
     b_member = make_user(session, app, email="member-b@example.org", name="Member of B")
     b = make_collective(session, b_owner, name="Bravo Secret Collective", slug="bravo-secret")
@@ -320,6 +499,7 @@ def tenants(session: Session, app: Flask) -> Tenants:
             email="invited-to-b@example.org",
             role=Role.ORGANISER,
         )
+        directory_key = ""
         extra_args = _b_campaign(session, b_owner_membership)
         extra_args |= _b_recipient(session, b_owner_membership)
         extra_args |= _b_billing(session, b_owner_membership)
@@ -328,6 +508,12 @@ def tenants(session: Session, app: Flask) -> Tenants:
             extra_args |= _b_signature_import(session, extra_args["campaign_id"][0])
             extra_args |= _b_statement_group(session, extra_args["signature_id"][0])
             extra_args |= _b_pdf(session, extra_args["campaign_id"][0])
+            delivery_args, directory_key = _b_delivery(
+                session, app, extra_args["campaign_id"][0], b.id
+            )
+            extra_args |= delivery_args
+            if directory_key:
+                extra_args["key"] = [*extra_args["key"], directory_key]
     tenants = Tenants(
         a_owner=a_owner,
         a_slug=a.slug,
@@ -353,8 +539,21 @@ def tenants(session: Session, app: Flask) -> Tenants:
             "Bravo secret words",
             "Bravo secret PDF",
             "Bravo secret reason",
+            "Bravo secret summary",
+            "bravo-secret-desk@",
+            "Bravo secret inbound",
+            "Bravo secret held",
+            "Bravo secret response",
+            "Bravo Secret Official",
+            "bravo-secret-answer",
+            "Bravo secret attachment",
+            "Bravo Secret Meeting",
+            "Bravo secret ask",
+            "Bravo secret assessment",
         ),
         b_extra_args=extra_args,
+        a_campaign_id=a_campaign_id,
+        directory_key=directory_key,
     )
     set_current_collective(session, None)
     return tenants
@@ -411,7 +610,14 @@ def plan_walk(app: Flask, tenants: Tenants) -> tuple[list[Call], list[str], set[
         ]
         if "collective_slug" in mapped and len(mapped) > 1:
             # Our own collective's slug with B's ids: the classic insecure direct reference.
-            combos += [{**c, "collective_slug": tenants.a_slug} for c in combos]
+            ours = [{**c, "collective_slug": tenants.a_slug} for c in combos]
+            if tenants.a_campaign_id is not None and mapped - {"collective_slug", "campaign_id"}:
+                # ... and with our own campaign too, when B's id is nested in it (a
+                # delivery, a signature): only the innermost lookup stands in the way.
+                ours += [
+                    {**c, "campaign_id": tenants.a_campaign_id} for c in ours if "campaign_id" in c
+                ]
+            combos += ours
         methods = sorted(rule.methods or ())
         with app.test_request_context():
             for values, method in itertools.product(combos, methods):
@@ -439,6 +645,13 @@ def test_owner_of_a_reaches_nothing_of_b_through_any_route(
     # The snapshot reads through row-level security, or comparing it would prove nothing.
     assert len(before["memberships"]) == 3
     assert len(before["invitations"]) == 1
+    if tenants.directory_key:  # B's delivery and all that hangs on it are in the snapshot
+        for table in ("deliveries", "responses", "response_attachments", "meetings"):
+            assert len(before[table]) == 1, table
+        for table in ("ask_assessments", "chasers"):
+            assert len(before[table]) == 1, table
+        assert len(before["delivery_events"]) >= 1
+        assert len(before["inbound_messages"]) == 2
 
     def options_for_nothing(call: Call) -> tuple[int, str | None]:
         """Flask answers OPTIONS from the rule alone (before any row is loaded) unless
@@ -470,7 +683,12 @@ def test_owner_of_a_reaches_nothing_of_b_through_any_route(
         data = {"csrf_token": token, **ATTACK_FORM} if call.method == "POST" else None
         response = client.open(call.url, method=call.method, data=data)
         body = response.get_data(as_text=True)
-        if response.status_code != 404:
+        expected = 404
+        if call.endpoint in SHARED_PUBLIC_PAGES and call.values.get("key") == (
+            tenants.directory_key
+        ):
+            expected = 200
+        if response.status_code != expected:
             failures.append(f"{call.method} {call.url} -> {response.status_code}")
         leaked = [s for s in tenants.b_secrets if s in body]
         if leaked:
@@ -531,6 +749,32 @@ def test_owner_of_a_cannot_accept_an_invitation_to_b_sent_to_someone_else(
         )
         assert response.status_code == 404
         assert tenants.b_secrets[0] not in response.get_data(as_text=True)
+    assert snapshot(session) == before
+
+
+def test_a_forged_response_link_for_bs_letter_is_just_an_invalid_link(
+    client: FlaskClient, session: Session, app: Flask, tenants: Tenants
+) -> None:
+    """The department's response link is a bearer link (`/respond/<id>.<secret>`): B's
+    delivery id with a guessed secret opens nothing, on any of its pages or forms."""
+    delivery_ids = tenants.b_args().get("delivery_id")
+    if not delivery_ids:
+        pytest.skip("no delivery area in this tree")
+    login(client, tenants.a_owner)
+    token = csrf_token(client.get(f"/app/{tenants.a_slug}/").get_data(as_text=True))
+    forged = f"{delivery_ids[0]}.{'A' * 43}"
+    rules = [r for r in app.url_map.iter_rules() if r.endpoint.startswith("respond.")]
+    assert len(rules) >= 3, rules
+    before = snapshot(session)
+    for rule in rules:
+        with app.test_request_context():
+            url = app.url_for(rule.endpoint, token=forged)
+        for method in sorted((rule.methods or set()) - {"OPTIONS"}):
+            data = {"csrf_token": token, **ATTACK_FORM} if method == "POST" else None
+            response = client.open(url, method=method, data=data)
+            assert response.status_code == 404, (method, url, response.status_code)
+            body = response.get_data(as_text=True)
+            assert not [s for s in tenants.b_secrets if s in body], (method, url)
     assert snapshot(session) == before
 
 

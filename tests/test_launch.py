@@ -35,6 +35,7 @@ def _start(instance: Path, port: int) -> tuple[subprocess.Popen[str], str]:
         {
             "CHORUS_INSTANCE_PATH": str(instance),
             "PORT": str(port),
+            "INBOUND_SMTP_PORT": str(free_port()),
             "BASE_URL": f"http://127.0.0.1:{port}",
         }
     )

@@ -209,9 +209,11 @@ def test_an_oversized_delivery_is_refused_unread(
 def test_the_webhook_needs_no_csrf_token_and_billing_adds_no_other_exemption(
     app: Flask, client: FlaskClient, session: Session, stripe_base: str
 ) -> None:
-    """The webhook is exempt from CSRF (its signature is its authority). Besides it, only
-    the RFC 8058 one-click unsubscribe of signers' updates is exempt (it predates billing:
-    mail clients POST it without a token)."""
+    """The webhook is exempt from CSRF (its signature is its authority); it is billing's
+    only exempt route. The app has exactly two others, each with its own authority: the
+    RFC 8058 one-click unsubscribe of signers' updates (mail clients POST it without a
+    token; the token is in its address) and the inbound-mail webhook (mail providers send
+    INBOUND_WEBHOOK_SECRET). Any new exemption fails here."""
     from web.extensions import csrf
 
     assert deliver(client, make_event("charge.refunded", {"id": "ch_1"})).status_code == 200
@@ -219,6 +221,7 @@ def test_the_webhook_needs_no_csrf_token_and_billing_adds_no_other_exemption(
     assert exempt == {
         "web.billing.stripe_views.stripe_webhook",
         "web.signatures.update_views.unsubscribe",
+        "web.responses.inbound_views.receive_email",
     }
     assert not csrf._exempt_blueprints
 

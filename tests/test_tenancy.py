@@ -126,6 +126,16 @@ def test_every_tenant_table_has_forced_row_level_security_and_the_app_role_owns_
         if issubclass(mapper.class_, TenantScoped)
     }
     assert {"memberships", "invitations"} <= tenant_tables
+    # Issue #6 (migration 0016): a delivery and everything that hangs on it.
+    assert {
+        "deliveries",
+        "delivery_events",
+        "chasers",
+        "responses",
+        "response_attachments",
+        "meetings",
+        "ask_assessments",
+    } <= tenant_tables
     rows = session.execute(
         text(
             "select c.relname, c.relrowsecurity, c.relforcerowsecurity, r.rolname"

@@ -120,11 +120,22 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
     from web.campaigns.views import bp as campaigns_bp
     from web.collectives.views import bp as collectives_bp
     from web.collectives.views import invitations_bp
+    from web.delivery.loop_views import bp as loop_bp
+    from web.delivery.loop_views import public_bp as loop_public_bp
+    from web.delivery.views import bp as delivery_bp
     from web.pages import bp as pages_bp
     from web.pdf.verify_views import bp as verify_bp
     from web.pdf.views import bp as pdf_documents_bp
     from web.recipients.views import admin_bp as recipients_admin_bp
     from web.recipients.views import bp as recipients_bp
+    from web.responses.department_views import bp as department_bp
+    from web.responses.department_views import public_bp as accountability_bp
+    from web.responses.holding_views import bp as inbound_admin_bp
+    from web.responses.inbound_views import bp as inbound_bp
+    from web.responses.inbound_views import receive_email as inbound_webhook
+    from web.responses.meeting_views import bp as meetings_bp
+    from web.responses.page_views import bp as respond_bp
+    from web.responses.responses_panel import bp as responses_bp
     from web.signatures.export import bp as signatures_export_bp
     from web.signatures.offline_views import bp as offline_signatures_bp
     from web.signatures.selfservice_views import bp as selfservice_bp
@@ -133,28 +144,44 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
     from web.signatures.update_views import public_bp as public_updates_bp
     from web.signatures.views import bp as signatures_bp
 
-    app.register_blueprint(pages_bp)
-    app.register_blueprint(accounts_bp)
-    app.register_blueprint(invitations_bp)
-    app.register_blueprint(collectives_bp)
-    app.register_blueprint(recipients_bp)
-    app.register_blueprint(recipients_admin_bp)
-    app.register_blueprint(campaigns_bp)
-    app.register_blueprint(signatures_bp)
-    app.register_blueprint(statements_bp)
-    app.register_blueprint(offline_signatures_bp)
-    app.register_blueprint(updates_bp)
-    app.register_blueprint(public_updates_bp)
-    app.register_blueprint(signatures_export_bp)
-    app.register_blueprint(pdf_documents_bp)
-    app.register_blueprint(verify_bp)
-    app.register_blueprint(billing_bp)
-    app.register_blueprint(billing_admin_bp)
-    app.register_blueprint(brand_bp)
-    app.register_blueprint(stripe_billing_bp)
-    # Stripe signs its deliveries (the signature is their authority): no CSRF token.
+    # Stripe signs its deliveries, mail providers send INBOUND_WEBHOOK_SECRET: that is
+    # their authority, so these two API routes take no CSRF token (nor does the RFC 8058
+    # one-click unsubscribe, whose token is in its address: web/signatures/update_views.py).
     csrf.exempt(stripe_webhook)
-    app.register_blueprint(stripe_webhook_bp)
+    csrf.exempt(inbound_webhook)
+    for blueprint in (
+        pages_bp,
+        accounts_bp,
+        invitations_bp,
+        collectives_bp,
+        recipients_bp,
+        recipients_admin_bp,
+        campaigns_bp,
+        signatures_bp,
+        statements_bp,
+        offline_signatures_bp,
+        updates_bp,
+        public_updates_bp,
+        signatures_export_bp,
+        pdf_documents_bp,
+        delivery_bp,
+        verify_bp,
+        billing_bp,
+        billing_admin_bp,
+        brand_bp,
+        stripe_billing_bp,
+        stripe_webhook_bp,
+        loop_bp,
+        loop_public_bp,
+        responses_bp,
+        meetings_bp,
+        respond_bp,
+        inbound_admin_bp,
+        department_bp,
+        accountability_bp,
+        inbound_bp,
+    ):
+        app.register_blueprint(blueprint)
     if settings.is_development or settings.env == "test":
         from web.devtools.views import bp as dev_bp
 

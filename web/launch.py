@@ -2,8 +2,9 @@
 
 run:     start embedded PostgreSQL and Redis under instance/ (unless DATABASE_URL /
          REDIS_URL are set), apply migrations, load the demo data once, then run the web
-         server, one RQ worker (with its scheduler) and the recurring-job scheduler in the
-         foreground. Ctrl-C stops everything it started; data stays in instance/.
+         server, one RQ worker (with its scheduler), the recurring-job scheduler and the
+         SMTP listener for replies to delivered letters in the foreground. Ctrl-C stops
+         everything it started; data stays in instance/.
 migrate: apply migrations with MIGRATION_DATABASE_URL (or DATABASE_URL) and give the
          app role the password written in DATABASE_URL.
 """
@@ -86,6 +87,11 @@ def cmd_run() -> None:
             f"port {early.web_port} is already in use; stop what uses it "
             "or set PORT to another port."
         )
+    if not _port_is_free(early.inbound_smtp_port):
+        _fail(
+            f"port {early.inbound_smtp_port} (the listener for replies to delivered letters) "
+            "is already in use; stop what uses it or set INBOUND_SMTP_PORT to another port."
+        )
 
     started: list[EmbeddedPostgres | EmbeddedRedis] = []
     children: list[subprocess.Popen[bytes]] = []
@@ -152,6 +158,7 @@ def cmd_run() -> None:
             ],
             "worker": [python, "-m", "workers"],
             "cron": [python, "-m", "workers.cron"],
+            "inbound": [python, "-m", "workers.inbound"],
         }
         for args in commands.values():
             # Own sessions: Ctrl-C reaches only this launcher, which then stops each child
@@ -174,6 +181,8 @@ def cmd_run() -> None:
             f"  Demo owner:  {email}  ({'created now' if created else 'from an earlier run'})\n"
             f"  Password:    {password}  (kept in {instance / 'demo-password.txt'})\n"
             f"  Email:       {mail}\n"
+            f"  Replies:     SMTP {settings.inbound_smtp_host}:{settings.inbound_smtp_port}"
+            f" (reply+…@{settings.inbound_domain})\n"
             "  Stop:        Ctrl-C\n",
             flush=True,
         )

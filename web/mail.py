@@ -8,6 +8,7 @@ page `/dev/mail` lists, so nothing is lost and nothing leaves the machine.
 
 from __future__ import annotations
 
+import base64
 import secrets
 import smtplib
 import ssl
@@ -43,7 +44,24 @@ def build_message(settings: Settings, payload: dict[str, Any]) -> EmailMessage:
         msg[name] = value
     msg.set_content(payload["text"])
     msg.add_alternative(payload["html"], subtype="html")
+    for attachment in payload.get("attachments") or ():
+        add_attachment(msg, attachment)
     return msg
+
+
+def add_attachment(msg: EmailMessage, attachment: dict[str, str]) -> None:
+    """Attach one file queued as {"filename", "content_type", "data_b64"}. The content
+    type may carry parameters ("text/calendar; method=REQUEST"), which are kept."""
+    kind, *params = (part.strip() for part in attachment["content_type"].split(";"))
+    maintype, subtype = kind.split("/", 1)
+    extra = dict(p.split("=", 1) for p in params if "=" in p)
+    msg.add_attachment(
+        base64.b64decode(attachment["data_b64"], validate=True),
+        maintype=maintype,
+        subtype=subtype,
+        filename=attachment["filename"],
+        params=extra,
+    )
 
 
 def mail_dir(settings: Settings) -> Path:

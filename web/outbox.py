@@ -111,12 +111,16 @@ def queue_email(
     html_body: str,
     collective_id: int | None = None,
     headers: dict[str, str] | None = None,
+    attachments: list[dict[str, str]] | None = None,
 ) -> OutboxMessage:
     """Queue one email (plain text and HTML) to leave after this transaction commits.
 
     `headers` adds headers such as List-Unsubscribe. A header (the recipient and subject
     included) that contains a line break is refused here with a ValueError, so a header
     injection fails in the request that attempted it, not later in the worker.
+    `attachments` are small files (a calendar invitation), each
+    {"filename", "content_type", "data_b64"}, added by `web.mail.build_message`; the
+    sent payload keeps none of them.
     """
     from web.mail import make_message_id
 
@@ -137,6 +141,7 @@ def queue_email(
             "html": html_body,
             "headers": extra,
             "message_id": make_message_id(),
+            **({"attachments": attachments} if attachments else {}),
         },
     )
     session.add(row)

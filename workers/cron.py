@@ -48,6 +48,10 @@ SCHEDULE = (
     Recurring("flag-trending", "workers.jobs.signatures.flag_trending", 300),
     Recurring("fail-stale-renders", "workers.jobs.pdf.fail_stale_renders", 300),
     Recurring("expire-grace", "workers.jobs.billing.expire_grace_periods", 86400),
+    Recurring("meeting-reminders", "workers.jobs.meetings.send_meeting_reminders", 900),
+    Recurring("send-chasers", "workers.jobs.chasers.send_chasers", 3600),
+    # Scheduled deliveries and retries after a temporary refusal (web/delivery/sending.py).
+    Recurring("sweep-deliveries", "workers.jobs.delivery.sweep_deliveries", 60),
 )
 
 

@@ -41,6 +41,12 @@ RESERVED_SLUGS = frozenset(
         "verify-pdf",
         "health",
         "healthz",
+        # Delivery and responses: the department's pages, replies by email, chasers.
+        "respond",
+        "department",
+        "departments",
+        "inbound",
+        "chasers",
     }
 )
 

@@ -177,6 +177,63 @@ def render_letter(
     return RenderedPdf.of(merged.data, merged.pages, cpu)
 
 
+def render_html(
+    html: str, *, timeout: float = 60.0, memory_mb: int = DEFAULT_MEMORY_MB
+) -> RenderedPdf:
+    """One small HTML document (a postal cover sheet, already rendered from a sandboxed
+    template) as PDF, in a render process like a letter's parts: the same limits, the
+    same asset-only URL fetcher, nothing imported into the calling process. Raises
+    RenderError as render_letter does."""
+    ctx = _context()
+    deadline = time.monotonic() + timeout
+    scratch = tempfile.mkdtemp(prefix="chorus-pdf-")
+    ours, theirs = ctx.Pipe(duplex=False)
+    process = ctx.Process(
+        target=_html_child,
+        args=(theirs, html, memory_mb, max(1, int(timeout)) + 5, scratch),
+        name="chorus-pdf-page",
+        daemon=True,
+    )
+    job = _Running(process, ours, 0)
+    try:
+        _start(process)
+        theirs.close()
+        while not wait([ours], timeout=POLL_SECONDS):
+            if time.monotonic() > deadline:
+                raise RenderError(_too_slow(timeout))
+            if _resident_mb(process.pid) > memory_mb:
+                raise RenderError(_too_big(memory_mb))
+        rendered = _collect(job, Part(kind="page"), memory_mb)
+    finally:
+        _stop(job)
+        shutil.rmtree(scratch, ignore_errors=True)
+    return RenderedPdf.of(rendered.data, rendered.pages, rendered.cpu_seconds)
+
+
+def _html_child(conn: Connection, html: str, memory_mb: int, cpu: int, scratch: str) -> None:
+    """render_html's process: limits, the page, one message to the parent."""
+    tempfile.tempdir = scratch
+    os.environ["TMPDIR"] = scratch
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+    from web.pdf.safety import limit_memory
+
+    limit_memory(memory_mb)
+    try:
+        from web.pdf.render import render_html_page
+
+        data, pages = render_html_page(html)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        conn.send(("ok", data, pages, usage.ru_utime + usage.ru_stime))
+    except MemoryError:
+        conn.send(("memory", ""))
+    except Exception as exc:  # every failure becomes a message the parent reports
+        log.exception("PDF page render failed")
+        conn.send(("error", f"{type(exc).__name__}: {str(exc)[:300]}"))
+    finally:
+        conn.close()
+
+
 def _too_slow(timeout: float) -> str:
     return f"Rendering the PDF took longer than {timeout:g} s, so it was stopped."
 
@@ -360,6 +417,7 @@ def _label(part: Part) -> str:
         "signatories": "list of signatories (annex A)",
         "voices": "signers' own words (annex B)",
         "method": "method annex (annex C)",
+        "page": "page",
     }.get(part.kind, part.kind)
 
 

@@ -106,6 +106,13 @@ def render_part(doc: LetterDoc, part: Part) -> tuple[bytes, int]:
     return data, len(document.pages)
 
 
+def render_html_page(html: str) -> tuple[bytes, int]:
+    """A small document made elsewhere from a sandboxed template (a postal cover sheet)
+    as PDF, with the same URL fetcher: our own assets only, no logo."""
+    document = HTML(string=html, base_url=BASE_URL, url_fetcher=AssetFetcher()).render()
+    return document.write_pdf(), len(document.pages)
+
+
 def warm_up() -> None:
     """Render the method annex of a tiny letter and throw it away (see web.pdf.preload)."""
     from web.pdf.contract import MethodFacts, Party

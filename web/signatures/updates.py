@@ -43,6 +43,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -113,6 +114,9 @@ class CampaignUpdate(TenantScoped, IdMixin, TimestampMixin, Base):
     last_signature_id: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Written by Chorus when a delivery reaches a milestone (web/delivery/loop.py), not by
+    # an organiser: outside the organisers' allowance, and labelled as such.
+    is_automatic: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
 
 
 class UpdateError(ValueError):
@@ -194,10 +198,13 @@ def next_allowed_at(
     """When the next update is allowed and why, or None if one may be sent now."""
     now = now or utcnow()
     window_start = now - UPDATE_INTERVAL
+    # Automatic updates (a delivery's milestones, web/delivery/loop.py) are news the
+    # signers asked for; they neither wait for nor use up this allowance.
     last_here = session.scalar(
         select(func.max(CampaignUpdate.created_at)).where(
             CampaignUpdate.campaign_id == campaign.id,
             CampaignUpdate.created_at > window_start,
+            CampaignUpdate.is_automatic.is_(False),
         )
     )
     if last_here is not None:
@@ -211,6 +218,7 @@ def next_allowed_at(
         .where(
             CampaignUpdate.collective_id == campaign.collective_id,
             CampaignUpdate.created_at > window_start,
+            CampaignUpdate.is_automatic.is_(False),
         )
         .order_by(CampaignUpdate.created_at.desc())
         .limit(COLLECTIVE_DAILY_LIMIT)
@@ -383,7 +391,10 @@ def list_updates(session: Session, campaign: Campaign, limit: int = PAGE_SIZE) -
         .order_by(CampaignUpdate.created_at.desc(), CampaignUpdate.id.desc())
         .limit(limit)
     ).all()
-    return [UpdateRow(u, author or "A former member") for u, author in rows]
+    return [
+        UpdateRow(u, "Chorus, automatically" if u.is_automatic else author or "A former member")
+        for u, author in rows
+    ]
 
 
 # --- unsubscribing --------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Delivery of letters to departments and the clock that runs against them."""
