@@ -314,7 +314,7 @@ def test_revisions_are_compared_with_the_keyboard_only(
     older = page.get_by_label("Compare revision")
     newer = page.get_by_label("with revision")
     compare = page.get_by_role("button", name="Compare")
-    tab_until_focused(page, older, max_presses=20)
+    tab_until_focused(page, older, max_presses=30)  # past the header and campaign tabs
     page.keyboard.press("1")  # typing picks the option
     expect(older).to_have_value("1")
     page.keyboard.press("Tab")

@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-SERVICES = {"postgres", "redis", "mailpit", "migrate", "web", "worker", "cron"}
+SERVICES = {"postgres", "redis", "mailpit", "migrate", "web", "worker", "cron", "inbound"}
 TEST_SECRET_KEY = "compose-test-secret-key-that-is-long-enough-0123456789"
 
 
@@ -137,11 +137,11 @@ def test_compose_config_wires_startup_order_and_environment(tmp_path: Path) -> N
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
     # Migrations run as the owner; the app itself logs in as chorus_app.
     assert migrate["environment"]["MIGRATION_DATABASE_URL"].startswith("postgresql://chorus:")
-    for name in ("web", "worker", "cron"):
+    for name in ("web", "worker", "cron", "inbound"):
         depends = services[name]["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully"
         assert depends["redis"]["condition"] == "service_healthy"
-    for name in ("migrate", "web", "worker", "cron"):
+    for name in ("migrate", "web", "worker", "cron", "inbound"):
         service_env = services[name]["environment"]
         assert services[name]["build"]["dockerfile"] == "infra/Dockerfile"
         assert service_env["CHORUS_ENV"] == "production"
@@ -153,3 +153,7 @@ def test_compose_config_wires_startup_order_and_environment(tmp_path: Path) -> N
     assert services["worker"]["command"] == ["python", "-m", "workers"]
     assert services["cron"]["command"] == ["python", "-m", "workers.cron"]
     assert any(port["target"] == 8000 for port in services["web"]["ports"])
+    # Replies to delivered letters: the SMTP listener, reachable from outside.
+    assert services["inbound"]["command"] == ["python", "-m", "workers.inbound"]
+    assert services["inbound"]["environment"]["INBOUND_SMTP_HOST"] == "0.0.0.0"
+    assert any(port["target"] == 2525 for port in services["inbound"]["ports"])

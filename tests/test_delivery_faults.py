@@ -116,9 +116,9 @@ def _forget_dead_workers_jobs(app: Flask) -> None:
     settings = app.extensions["chorus.settings"]
     redis = app.extensions["chorus.redis"]
     queue = Queue(queue_name(settings, "default"), connection=redis)
-    registry = StartedJobRegistry(queue=queue)
-    for job_id in registry.get_job_ids():
-        registry.remove(job_id, delete_job=True)
+    # RQ's own handling of abandoned jobs (what its maintenance does once they time out),
+    # told that the timeout has passed: each started job is marked failed.
+    StartedJobRegistry(queue=queue).cleanup(timestamp=time.time() + 24 * 3600)
 
 
 def _prepare(app: Flask) -> list[int]:

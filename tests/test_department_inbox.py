@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import itertools
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -892,3 +893,362 @@ def test_the_letter_as_sent_downloads_as_a_pdf_from_the_inbox(
     other = letter_path(two.dwp, two.dwp_from_a)
     assert "Download the letter as sent" not in body(client.get(other))
     assert client.get(other + "/letter.pdf").status_code == 404
+
+
+# --- meeting requests answered from the inbox -------------------------------------------
+
+
+@dataclass(frozen=True)
+class MeetingLetter:
+    """A meeting request (tests/test_response_page.make_world) to a DWP with an official
+    domain, so an official can claim it; `letter` is the delivery."""
+
+    world: Any  # tests.test_response_page.World
+    dwp: Dept
+    letter: Ref
+
+
+def meeting_letter(session: Session, app: Flask) -> MeetingLetter:
+    from tests.test_response_page import make_world
+
+    world = make_world(session, app, kind="meeting_request")
+    set_current_collective(session, world.collective_id)
+    delivery = session.get(Delivery, world.delivery_id)
+    assert delivery is not None
+    recipient_id = delivery.recipient_id
+    set_current_collective(session, None)
+    session.execute(
+        update(Recipient)
+        .where(Recipient.id == recipient_id, Recipient.collective_id.is_(None))
+        .values(email_domains=["dwp.gov.uk"])
+        .execution_options(all_collectives=True)  # one directory row
+    )
+    key = session.scalar(
+        select(Recipient.key)
+        .where(Recipient.id == recipient_id)
+        .execution_options(all_collectives=True)
+    )
+    assert key is not None
+    department = Dept(recipient_id, key, ["dwp.gov.uk"])
+    return MeetingLetter(world, department, Ref(world.delivery_id, world.collective_id))
+
+
+def meeting_rows(session: Session, m: MeetingLetter) -> tuple[Any, list[Response]]:
+    from web.responses.models import Meeting
+
+    set_current_collective(session, m.world.collective_id)
+    session.expire_all()
+    meeting = session.scalar(select(Meeting).where(Meeting.delivery_id == m.letter.id))
+    rows = list(
+        session.scalars(
+            select(Response).where(Response.delivery_id == m.letter.id).order_by(Response.id)
+        )
+    )
+    set_current_collective(session, None)
+    return meeting, rows
+
+
+def input_value(html: str, field_id: str) -> str:
+    tag = re.search(rf'<input[^>]*\bid="{re.escape(field_id)}"[^>]*>', html)
+    assert tag, f"no input {field_id}"
+    value = re.search(r'\bvalue="([^"]*)"', tag.group(0))
+    return value.group(1) if value else ""
+
+
+@pytest.fixture
+def meeting_request(session: Session, app: Flask) -> MeetingLetter:
+    return meeting_letter(session, app)
+
+
+def test_accepting_a_meeting_from_the_inbox_sends_the_invitation(
+    session: Session,
+    app: Flask,
+    client: FlaskClient,
+    meeting_request: MeetingLetter,
+    mailbox: Mailbox,
+    work: Any,
+) -> None:
+    from tests.test_meetings import SOON, calendar_in, event_of, uk
+
+    m = meeting_request
+    official = make_user(session, app, name="Sam Official")
+    account = grant(session, official, m.dwp)
+    login(client, official)
+    page = letter_path(m.dwp, m.letter)
+    shown = body(client.get(page))
+    assert "Answer the meeting request" in shown
+    assert 'id="meeting-status">Not answered yet' in shown
+    # The official's name and verified work address are filled in on every meeting form.
+    for prefix in ("accept", "alt", "decline"):
+        assert input_value(shown, f"{prefix}-name") == "Sam Official"
+        assert input_value(shown, f"{prefix}-email") == account.email
+
+    answer = form_post(
+        client,
+        page,
+        {"accept-slot": "0", "accept-name": "Sam Official", "accept-email": account.email},
+        action=page + "/meeting/accept",
+    )
+    assert answer.status_code == 302, body(answer)
+    assert answer.headers["Location"].endswith("#meeting")
+    shown = body(client.get(page))
+    assert "the meeting is agreed for" in shown
+    assert 'id="letter-status">Meeting agreed' in shown
+    assert 'id="meeting-status">Meeting agreed: ' in shown
+    assert "/meeting.ics" in shown
+
+    meeting, rows = meeting_rows(session, m)
+    assert meeting is not None
+    assert meeting.status == "accepted"
+    assert (meeting.starts_at, meeting.ends_at) == (uk(SOON, 10), uk(SOON, 11))
+    assert (meeting.official_name, meeting.official_email) == ("Sam Official", account.email)
+    uid = meeting.ics_uid
+    [response] = rows
+    assert (response.kind, response.channel) == ("substantive", "inbox")
+    assert response.department_account_id == account.id
+    delivery = reload(session, m.letter)
+    assert delivery.replied_at is not None
+    campaign = session.get(Campaign, delivery.campaign_id)
+    assert campaign is not None
+    assert campaign.state == "meeting_scheduled"
+    assert "meeting_accepted" in [e.kind for e in timeline(session, delivery)]
+    set_current_collective(session, None)
+
+    # The inbox list says so too.
+    row = body(client.get(inbox_path(m.dwp))).split(f"/letters/{m.letter.id}")[1]
+    assert "Meeting agreed" in row.split("</tr>")[0]
+    # The official can download the calendar entry from the inbox.
+    ics = client.get(page + "/meeting.ics")
+    assert ics.status_code == 200
+    assert ics.mimetype == "text/calendar"
+    assert uid in ics.get_data(as_text=True)
+
+    work()
+    for address in (account.email, m.world.owner_email):
+        [msg] = mailbox.to(address)
+        assert "Meeting agreed" in str(msg["Subject"])
+        event = event_of(calendar_in(msg))
+        assert str(event["UID"]) == uid
+        assert event.decoded("DTSTART") == uk(SOON, 10)
+        attendees = {str(a).lower() for a in event.get("ATTENDEE")}
+        assert f"mailto:{account.email}" in attendees
+        assert f"mailto:{m.world.owner_email}" in attendees
+
+
+def test_other_times_from_the_inbox_are_validated_then_recorded(
+    session: Session,
+    app: Flask,
+    client: FlaskClient,
+    meeting_request: MeetingLetter,
+    mailbox: Mailbox,
+    work: Any,
+) -> None:
+    from tests.test_meetings import uk
+    from tests.test_response_page import uk_today
+
+    m = meeting_request
+    official = make_user(session, app, name="Sam Official")
+    account = grant(session, official, m.dwp)
+    login(client, official)
+    page = letter_path(m.dwp, m.letter)
+    action = page + "/meeting/alternatives"
+    later = uk_today() + timedelta(days=30)
+    good = {"alt-name": "Sam Official", "alt-note": "Mornings are best."}
+    one = {
+        "alt-time1-day": later.isoformat(),
+        "alt-time1-start": "10:00",
+        "alt-time1-end": "11:00",
+    }
+    refused: list[tuple[dict[str, str], str]] = [
+        ({}, "Propose at least one other time"),
+        ({"alt-time1-day": later.isoformat(), "alt-time1-start": "10:00"}, "Give a date"),
+        ({**one, "alt-time1-day": "2020-02-02"}, "already passed"),
+        ({**one, "alt-time1-start": "12:00"}, "end after it starts"),
+        ({**one, "alt-time1-day": "not a date"}, "Not a valid date"),
+        ({**one, "alt-name": ""}, "Enter your name"),
+        ({**one, "alt-email": "sam@"}, "correct format"),
+        ({**one, "alt-note": "x" * 2_001}, "2000 characters or fewer"),
+    ]
+    for fields, message in refused:
+        answer = form_post(client, page, {**good, **fields}, action=action)
+        assert answer.status_code == 422, fields
+        shown = body(answer)
+        assert message in shown, (fields, message)
+        assert "<title>Error: " in shown
+        assert "alternatives-error-title" in shown  # the summary above that form
+    assert meeting_rows(session, m) == (None, [])
+
+    answer = form_post(client, page, {**good, **one}, action=action)
+    assert answer.status_code == 302, body(answer)
+    meeting, rows = meeting_rows(session, m)
+    assert meeting is not None
+    assert meeting.status == "alternatives"
+    assert [a["starts_at"] for a in meeting.alternatives] == [uk(later, 10).isoformat()]
+    [response] = rows
+    assert (response.kind, response.channel) == ("holding", "inbox")
+    assert response.department_account_id == account.id
+    delivery = reload(session, m.letter)
+    assert delivery.acknowledged_at is not None
+    assert delivery.replied_at is None
+    set_current_collective(session, None)
+    shown = body(client.get(page))
+    assert "Other times were proposed" in shown
+    assert 'id="meeting-status">Other meeting times proposed' in shown
+    row = body(client.get(inbox_path(m.dwp))).split(f"/letters/{m.letter.id}")[1]
+    assert "Other meeting times proposed" in row.split("</tr>")[0]
+    work()
+    [note] = mailbox.to(m.world.owner_email)
+    assert "other meeting times proposed" in str(note["Subject"])
+    assert "Mornings are best." in Mailbox.text_of(note)
+
+
+def test_declining_from_the_inbox_needs_a_reason(
+    session: Session, app: Flask, client: FlaskClient, meeting_request: MeetingLetter
+) -> None:
+    m = meeting_request
+    official = make_user(session, app, name="Sam Official")
+    account = grant(session, official, m.dwp)
+    login(client, official)
+    page = letter_path(m.dwp, m.letter)
+    action = page + "/meeting/decline"
+    good = {"decline-name": "Sam Official", "decline-reason": "Not during purdah."}
+    refused: list[tuple[dict[str, str], str]] = [
+        ({"decline-reason": ""}, "Enter a reason"),
+        ({"decline-reason": "x" * 5_001}, "5000 characters or fewer"),
+        ({"decline-name": ""}, "Enter your name"),
+        ({"decline-email": "nobody"}, "correct format"),
+    ]
+    for fields, message in refused:
+        answer = form_post(client, page, {**good, **fields}, action=action)
+        assert answer.status_code == 422, fields
+        assert message in body(answer), (fields, message)
+        assert "decline-error-title" in body(answer)
+    assert meeting_rows(session, m) == (None, [])
+
+    answer = form_post(client, page, good, action=action)
+    assert answer.status_code == 302, body(answer)
+    meeting, rows = meeting_rows(session, m)
+    assert meeting is not None
+    assert (meeting.status, meeting.reason) == ("declined", "Not during purdah.")
+    [response] = rows
+    assert (response.kind, response.channel) == ("substantive", "inbox")
+    assert response.department_account_id == account.id
+    shown = body(client.get(page))
+    assert "Not during purdah." in shown
+    assert 'id="meeting-status">Meeting declined' in shown
+    assert client.get(page + "/meeting.ics").status_code == 404  # no agreed time
+
+
+def test_another_departments_official_cannot_answer_a_meeting(
+    session: Session, app: Flask, client: FlaskClient, meeting_request: MeetingLetter
+) -> None:
+    from tests.test_response_page import uk_today
+
+    m = meeting_request
+    hmrc = make_department(session, "HM Revenue and Customs", ["hmrc.gov.uk"])
+    official = make_user(session, app)
+    grant(session, official, hmrc)
+    unverified = make_user(session, app)
+    grant(session, unverified, m.dwp, verified=False)
+    forms = {
+        "accept": {"accept-slot": "0", "accept-name": "X", "accept-email": "x@hmrc.gov.uk"},
+        "decline": {"decline-name": "X", "decline-reason": "No."},
+        "alternatives": {
+            "alt-name": "X",
+            "alt-time1-day": (uk_today() + timedelta(days=30)).isoformat(),
+            "alt-time1-start": "10:00",
+            "alt-time1-end": "11:00",
+        },
+    }
+    # The collective's own owner is signed in too, but holds no department account.
+    owner = session.scalar(select(User).where(User.email == m.world.owner_email))
+    assert owner is not None
+    for user in (official, unverified, owner):
+        login(client, user)
+        token = csrf_token(body(client.get("/department/")))
+        for department in (m.dwp, dept(hmrc)):
+            path = letter_path(department, m.letter)
+            assert client.get(path).status_code == 404
+            assert client.get(path + "/meeting.ics").status_code == 404
+            for name, data in forms.items():
+                answer = client.post(f"{path}/meeting/{name}", data={"csrf_token": token, **data})
+                assert answer.status_code == 404, (user.email, name)
+                assert "Fair PIP" not in body(answer)
+        client.post("/logout", data={"csrf_token": token})
+    assert meeting_rows(session, m) == (None, [])
+    assert reload(session, m.letter).replied_at is None
+
+
+def test_an_open_letter_in_the_inbox_has_no_meeting_forms(
+    session: Session, app: Flask, client: FlaskClient, two: TwoDepartments
+) -> None:
+    official = make_user(session, app)
+    grant(session, official, two.dwp)
+    login(client, official)
+    page = letter_path(two.dwp, two.dwp_from_a)
+    shown = body(client.get(page))
+    assert "Answer the meeting request" not in shown
+    assert "meeting-status" not in shown
+    assert "/meeting/" not in shown
+    token = csrf_token(shown)
+    for name, data in (
+        ("accept", {"accept-slot": "0", "accept-name": "S", "accept-email": "s@dwp.gov.uk"}),
+        ("alternatives", {"alt-name": "S"}),
+        ("decline", {"decline-name": "S", "decline-reason": "R"}),
+    ):
+        answer = client.post(f"{page}/meeting/{name}", data={"csrf_token": token, **data})
+        assert answer.status_code == 404, name
+    assert client.get(page + "/meeting.ics").status_code == 404
+    delivery = reload(session, two.dwp_from_a)
+    assert session.scalars(select(Response).where(Response.delivery_id == delivery.id)).all() == []
+
+
+def test_hostile_input_on_the_inbox_meeting_forms(
+    session: Session, app: Flask, client: FlaskClient, meeting_request: MeetingLetter
+) -> None:
+    m = meeting_request
+    official = make_user(session, app, name="Sam Official")
+    account = grant(session, official, m.dwp)
+    login(client, official)
+    page = letter_path(m.dwp, m.letter)
+    token = csrf_token(body(client.get(page)))
+    accept = {"accept-slot": "0", "accept-name": "Sam", "accept-email": account.email}
+    cases: list[tuple[str, dict[str, str], int, str]] = [
+        ("accept", {**accept, "accept-slot": ""}, 422, "Choose one of the proposed times"),
+        ("accept", {**accept, "accept-slot": "99"}, 422, "Choose one of the proposed times"),
+        ("accept", {**accept, "accept-slot": "2"}, 422, "Choose one of the proposed times"),
+        ("accept", {**accept, "accept-slot": "-1e9"}, 422, "Choose one of the proposed times"),
+        ("accept", {**accept, "accept-slot": "1"}, 422, "is a window, not an exact time"),
+        ("accept", {**accept, "accept-email": ""}, 422, "Enter your email address"),
+        ("accept", {**accept, "accept-email": "a@b.gov.uk\r\nBcc: x@y"}, 422, "format"),
+        ("accept", {**accept, "accept-name": "Sam\r\nBcc: x"}, 422, "line breaks"),
+        ("accept", {**accept, "accept-role": "\u202eevil"}, 422, "text-direction"),
+        ("accept", {**accept, "accept-location": "javascript:alert(1)"}, 422, "https://"),
+        ("accept", {**accept, "accept-location": "<script>x</script>"}, 422, "without &lt;"),
+        ("accept", {**accept, "accept-start": "25:00"}, 422, "Not a valid time"),
+        ("accept", {**accept, "accept-name": "nul\x00"}, 400, "null character"),
+        ("decline", {"decline-name": "S", "decline-reason": "a\x00b"}, 400, "null character"),
+        ("alternatives", {"alt-name": "S", "alt-time1-day": "9" * 500}, 422, "Not a valid date"),
+    ]
+    for name, data, status, message in cases:
+        answer = client.post(f"{page}/meeting/{name}", data={"csrf_token": token, **data})
+        assert answer.status_code == status, (name, data, body(answer)[:2000])
+        assert message in body(answer), (name, data)
+        assert "<script>x</script>" not in body(answer)
+    # Without a CSRF token, nothing is even looked at.
+    for name, data in (("accept", accept), ("decline", {"decline-reason": "R"})):
+        assert client.post(f"{page}/meeting/{name}", data=data).status_code == 400
+    assert meeting_rows(session, m) == (None, [])
+    # A reason with markup is kept as text and shown escaped.
+    answer = client.post(
+        f"{page}/meeting/decline",
+        data={
+            "csrf_token": token,
+            "decline-name": "Sam",
+            "decline-reason": "<script>alert(1)</script>",
+        },
+    )
+    assert answer.status_code == 302
+    shown = body(client.get(page))
+    assert "<script>alert(1)</script>" not in shown
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in shown

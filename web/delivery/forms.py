@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import DateField, HiddenField, RadioField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Optional
 
 from web.forms import max_length, strip
 
-METHODS = [("email", "By email"), ("post", "By post")]
+METHODS = [SelectChoice("email", "By email"), SelectChoice("post", "By post")]
 WHEN = [
-    ("now", "Now: close the campaign (if it is still collecting) and deliver"),
-    ("date", "On a date"),
-    ("target", "When the campaign reaches its signature target"),
+    SelectChoice("now", "Now: close the campaign (if it is still collecting) and deliver"),
+    SelectChoice("date", "On a date"),
+    SelectChoice("target", "When the campaign reaches its signature target"),
 ]
 
 

@@ -15,6 +15,7 @@ import io
 import re
 import unicodedata
 import zipfile
+from urllib.parse import quote
 
 from sqlalchemy.orm import Session
 
@@ -107,3 +108,15 @@ def store_attachment(
     session.add(attachment)
     session.flush()
     return attachment
+
+
+def content_disposition(filename: str) -> str:
+    """`attachment` with the name for every browser: a plain-ASCII `filename` (quotes
+    and backslashes dropped) and the full name as RFC 5987 `filename*`. The header stays
+    latin-1 (PEP 3333), and no character of the name can end it early."""
+    fallback = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
+    fallback = "".join(ch for ch in fallback if ch not in '"\\' and ch.isprintable())
+    return (
+        f'attachment; filename="{fallback.strip() or "attachment"}"; '
+        f"filename*=UTF-8''{quote(filename, safe='')}"
+    )

@@ -44,7 +44,7 @@ from web.delivery.models import Delivery
 from web.delivery.workdays import deadline_status, uk_date, working_days_between
 from web.emails import send_templated_email
 from web.recipients.models import Recipient
-from web.responses.models import DepartmentAccount
+from web.responses.models import DepartmentAccount, MeetingStatus
 from web.responses.services import FoundDelivery, enter
 from web.settings import Settings
 
@@ -415,6 +415,20 @@ class InboxLetter:
     status: str
     clock: str
     is_overdue: bool
+    meeting: str = ""  # a meeting request's answer so far ("Other times proposed"), or ""
+
+
+MEETING_WORDS = {
+    MeetingStatus.ACCEPTED.value: "Meeting agreed",
+    MeetingStatus.ALTERNATIVES.value: "Other meeting times proposed",
+    MeetingStatus.DECLINED.value: "Meeting declined",
+    MeetingStatus.HELD.value: "Meeting held",
+}
+
+
+def meeting_label(status: str | None) -> str:
+    """A meeting's status in words that stand alone ("Meeting declined"); "" for none."""
+    return MEETING_WORDS.get(status or "", "")
 
 
 @dataclass(frozen=True)
@@ -465,6 +479,7 @@ def inbox(
                     today=today,
                 ),
                 is_overdue=replied_at is None and clock.is_overdue,
+                meeting=meeting_label(row["meeting_status"]),
             )
         )
     pages = max(1, -(-total // INBOX_PAGE_SIZE))

@@ -2,9 +2,13 @@
 
 * `bp` ("department"), /department/...: for signed-in officials. Claim a department
   with a work address (a confirmation link goes to it), then read every letter sent to
-  that department from every collective, and acknowledge or reply from there. An inbox
-  or letter of a department the person holds no verified account for is a 404, the
-  same as an unknown department or letter: nothing says whether it has letters.
+  that department from every collective, and acknowledge or reply from there; for a
+  meeting request, also accept a proposed time, propose others or decline with a
+  reason, exactly as on the response page (the same forms, web/responses/page_forms.py,
+  and the same services, web/responses/meetings.py, with channel INBOX and the
+  official's account). An inbox or letter of a department the person holds no
+  verified account for is a 404, the same as an unknown department or letter: nothing
+  says whether it has letters.
 * `public_bp` ("accountability"), /departments and /departments/<key>: no login, no
   JavaScript. How each department has answered the letters sent through Chorus.
 
@@ -14,6 +18,7 @@ the fixed SQL functions of migration 0020 and never the ORM with `all_collective
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from flask import (
@@ -47,17 +52,33 @@ from web.pdf.models import Document
 from web.pdf.services import document_bytes
 from web.recipients.models import Recipient
 from web.responses import department as services
-from web.responses.attachments import AttachmentRejected, check_attachment, store_attachment
+from web.responses import meetings
+from web.responses.attachments import (
+    AttachmentRejected,
+    check_attachment,
+    content_disposition,
+    store_attachment,
+)
 from web.responses.department_forms import AcknowledgeForm, ClaimForm, ReplyForm
 from web.responses.models import (
     MAX_ATTACHMENT_BYTES,
     DepartmentAccount,
+    MeetingStatus,
     ResponseAttachment,
     ResponseChannel,
     ResponseKind,
 )
 from web.responses.models import (
     Response as ResponseRow,
+)
+from web.responses.page_forms import AcceptForm, AlternativesForm, DeclineForm
+
+# The response page's own checks of a meeting answer, so both places judge alike.
+from web.responses.page_views import (
+    accepted_span,
+    alternatives_shown,
+    form_errors,
+    lock_for_answer,
 )
 from web.responses.services import ResponseError, record_response, responses_for
 
@@ -256,6 +277,11 @@ def _letter_page(
     delivery: Delivery,
     *,
     reply_form: ReplyForm | None = None,
+    accept_form: AcceptForm | None = None,
+    alternatives_form: AlternativesForm | None = None,
+    decline_form: DeclineForm | None = None,
+    problem: str = "",
+    submitted: str = "",
     status: int = 200,
 ) -> tuple[str, int]:
     s = db_session()
@@ -263,6 +289,11 @@ def _letter_page(
     if campaign is None:
         abort(404)
     content = _letter_content(delivery, campaign)
+    is_meeting = _is_meeting(campaign, content)
+    meeting = meetings.meeting_for(s, delivery) if is_meeting else None
+    slots = meetings.proposed_slots(content or {}) if is_meeting else []
+    meeting_forms = _meeting_forms(account, accept_form, alternatives_form, decline_form)
+    meeting_forms["accept_form"].slot.choices = [SelectChoice(x.index, x.when) for x in slots]
     responses = responses_for(s, delivery)
     attachments: dict[int, list[ResponseAttachment]] = {}
     if responses:
@@ -292,13 +323,26 @@ def _letter_page(
             (content or {}).get("addressee_role", ""),
         ),
         recipient=department,
-        is_meeting=(content or {}).get("kind") == CampaignKind.MEETING_REQUEST.value,
+        is_meeting=is_meeting,
+        meeting=meeting,
+        meeting_label=services.meeting_label(meeting.status if meeting else None),
+        meeting_when=(
+            meetings.uk_span(meeting.starts_at, meeting.ends_at)
+            if meeting is not None and meeting.starts_at is not None
+            else ""
+        ),
+        alternatives=alternatives_shown(meeting),
+        slots=slots,
+        errors={name: form_errors(form) for name, form in meeting_forms.items()},
+        problem=problem,
+        submitted=submitted,
+        **meeting_forms,
         responses=responses,
         attachments=attachments,
         status_label=services.status_label(
             acknowledged_at=delivery.acknowledged_at,
             replied_at=delivery.replied_at,
-            meeting_agreed=False,
+            meeting_agreed=meeting is not None and meeting.status in services.MEETING_AGREED,
         ),
         clock=services.clock_label(
             delivered_on=delivery.delivered_on or today,
@@ -312,6 +356,37 @@ def _letter_page(
         max_mb=MAX_ATTACHMENT_BYTES // (1024 * 1024),
     )
     return html, status
+
+
+def _is_meeting(campaign: Campaign, content: dict[str, Any] | None) -> bool:
+    meeting_request = CampaignKind.MEETING_REQUEST.value
+    return (content or {}).get("kind") == meeting_request or campaign.kind == meeting_request
+
+
+def _meeting_forms(
+    account: DepartmentAccount,
+    accept_form: AcceptForm | None,
+    alternatives_form: AlternativesForm | None,
+    decline_form: DeclineForm | None,
+) -> dict[str, Any]:
+    """The three meeting forms: the ones posted, or empty ones with the official's name
+    and work address filled in."""
+    forms: dict[str, Any] = {
+        "accept_form": accept_form,
+        "alternatives_form": alternatives_form,
+        "decline_form": decline_form,
+    }
+    for name, cls in (
+        ("accept_form", AcceptForm),
+        ("alternatives_form", AlternativesForm),
+        ("decline_form", DeclineForm),
+    ):
+        if forms[name] is None:
+            form = cls(formdata=None)
+            form.name.data = current_user.display_name
+            form.email.data = account.email
+            forms[name] = form
+    return forms
 
 
 def _collective_name(delivery: Delivery) -> str:
@@ -351,7 +426,8 @@ def attachment(key: str, delivery_id: int, attachment_id: int) -> Response:
         abort(404)
     data = s.scalar(select(ResponseAttachment.data).where(ResponseAttachment.id == row.id))
     response = Response(bytes(data or b""), mimetype=row.content_type)
-    response.headers["Content-Disposition"] = f'attachment; filename="{row.filename}"'
+    response.headers["Content-Disposition"] = content_disposition(row.filename)
+    response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "private, no-store"
     return response
 
@@ -426,6 +502,245 @@ def reply(key: str, delivery_id: int) -> Response | tuple[str, int]:
         return _letter_page(department, account, delivery, reply_form=form, status=422)
     flash("Thank you: your reply is recorded and its senders can read it.", "success")
     return redirect(url_for("department.letter", key=department.key, delivery_id=delivery.id))
+
+
+# --- meeting requests ------------------------------------------------------------------------
+
+
+def _meeting_letter_or_404(
+    key: str, delivery_id: int
+) -> tuple[Recipient, DepartmentAccount, Delivery, dict[str, Any]]:
+    """As `_letter_or_404`, for a meeting request only (any other letter: 404)."""
+    department, account, delivery = _letter_or_404(key, delivery_id)
+    campaign = db_session().get(Campaign, delivery.campaign_id)
+    if campaign is None:
+        abort(404)
+    content = _letter_content(delivery, campaign) or {}
+    if not _is_meeting(campaign, content):
+        abort(404)
+    return department, account, delivery, content
+
+
+def _meeting_done(department: Recipient, delivery: Delivery, message: str) -> Response:
+    flash(message, "success")
+    return redirect(
+        url_for("department.letter", key=department.key, delivery_id=delivery.id) + "#meeting"
+    )
+
+
+def _who(name: str, role: str, email: str) -> str:
+    who = ", ".join(part for part in (name, role) if part)
+    return f"{who} <{email}>" if who and email else who or email or "the department"
+
+
+MEETING_TIMED = (MeetingStatus.ACCEPTED.value, MeetingStatus.HELD.value)
+
+
+@bp.get(f"{LETTER}/meeting.ics")
+def meeting_ics(key: str, delivery_id: int) -> Response:
+    _department, _account, delivery, _content = _meeting_letter_or_404(key, delivery_id)
+    s = db_session()
+    meeting = meetings.meeting_for(s, delivery)
+    if meeting is None or meeting.starts_at is None or meeting.status not in MEETING_TIMED:
+        abort(404)
+    data = meetings.calendar_file(s, settings_of(current_app), delivery, meeting)
+    response = Response(data, mimetype="text/calendar")
+    response.headers["Content-Disposition"] = 'attachment; filename="meeting.ics"'
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.post(f"{LETTER}/meeting/accept")
+@limiter.limit(RESPOND_LIMIT, key_func=_user_key)
+def meeting_accept(key: str, delivery_id: int) -> Response | tuple[str, int]:
+    department, account, delivery, content = _meeting_letter_or_404(key, delivery_id)
+    slots = {slot.index: slot for slot in meetings.proposed_slots(content)}
+    form = AcceptForm()
+    form.slot.choices = [SelectChoice(i, slot.when) for i, slot in slots.items()]
+    valid = form.validate()
+    slot = slots.get(form.slot.data) if isinstance(form.slot.data, int) else None
+    span: tuple[datetime, datetime] | None = None
+    location = ""
+    if valid and slot is not None:
+        span = accepted_span(form, slot)
+        try:
+            location = meetings.clean_location(form.location.data or "")
+        except meetings.MeetingError as exc:
+            form.location.errors = [str(exc)]
+            span = None
+
+    def again(problem: str = "") -> tuple[str, int]:
+        return _letter_page(
+            department,
+            account,
+            delivery,
+            accept_form=form,
+            problem=problem,
+            submitted="accept",
+            status=422,
+        )
+
+    if not valid or slot is None or span is None:
+        return again()
+    delivery = lock_for_answer(delivery)
+    try:
+        meetings.accept_slot(
+            db_session(),
+            settings_of(current_app),
+            delivery,
+            slot=slot,
+            starts_at=span[0],
+            ends_at=span[1],
+            official_name=form.name.data or "",
+            official_email=form.email.data or "",
+            official_role=form.role.data or "",
+            location=location,
+            channel=ResponseChannel.INBOX,
+            department_account_id=account.id,
+        )
+    except (meetings.MeetingError, ResponseError) as exc:
+        return again(str(exc))  # a status of 400 or more rolls the request back
+    return _meeting_done(
+        department,
+        delivery,
+        f"Thank you: the meeting is agreed for {meetings.uk_span(*span)}. A calendar "
+        f"invitation is on its way to {form.email.data} and to the organisers.",
+    )
+
+
+def _alternative_times(form: AlternativesForm) -> tuple[list[tuple[datetime, datetime]], bool]:
+    """The times proposed, each checked with `meetings.check_span`, and whether the
+    form is valid; sets the form's errors. The same rules as the response page."""
+    valid = form.validate()
+    times: list[tuple[datetime, datetime]] = []
+    for entry in form.times:
+        sub = entry.form
+        day, start, end = sub.day.data, sub.start.data, sub.end.data
+        if any(f.errors for f in (sub.day, sub.start, sub.end)):
+            valid = False
+            continue
+        if day is None and start is None and end is None:
+            continue
+        if day is None or start is None or end is None:
+            missing = sub.day if day is None else sub.start if start is None else sub.end
+            missing.errors = ["Give a date, a start time and an end time for each time."]
+            valid = False
+            continue
+        span = meetings.local_datetime(day, start), meetings.local_datetime(day, end)
+        try:
+            meetings.check_span(*span)
+        except meetings.MeetingError as exc:
+            sub.start.errors = [str(exc)]
+            valid = False
+            continue
+        times.append(span)
+    if valid and not times:
+        form.times[0].form.day.errors = ["Propose at least one other time."]
+        valid = False
+    return times, valid
+
+
+@bp.post(f"{LETTER}/meeting/alternatives")
+@limiter.limit(RESPOND_LIMIT, key_func=_user_key)
+def meeting_alternatives(key: str, delivery_id: int) -> Response | tuple[str, int]:
+    department, account, delivery, _content = _meeting_letter_or_404(key, delivery_id)
+    form = AlternativesForm()
+    times, valid = _alternative_times(form)
+
+    def again(problem: str = "") -> tuple[str, int]:
+        return _letter_page(
+            department,
+            account,
+            delivery,
+            alternatives_form=form,
+            problem=problem,
+            submitted="alternatives",
+            status=422,
+        )
+
+    if not valid:
+        return again()
+    delivery = lock_for_answer(delivery)
+    s = db_session()
+    settings = settings_of(current_app)
+    name, role, email = form.name.data or "", form.role.data or "", form.email.data or ""
+    try:
+        meetings.propose_alternatives(
+            s,
+            settings,
+            delivery,
+            times=times,
+            note=form.note.data or "",
+            official_name=name,
+            official_email=email,
+            official_role=role,
+            channel=ResponseChannel.INBOX,
+            department_account_id=account.id,
+        )
+    except (meetings.MeetingError, ResponseError) as exc:
+        return again(str(exc))
+    listed = "; ".join(meetings.uk_span(a, b) for a, b in times)
+    meetings.notify_organisers(
+        s,
+        settings,
+        delivery,
+        what="other meeting times proposed",
+        responder=_who(name, role, email),
+        body_excerpt=f"{listed}\n\n{form.note.data or ''}".strip(),
+    )
+    return _meeting_done(
+        department,
+        delivery,
+        "Thank you: the organisers have your times and will answer about them.",
+    )
+
+
+@bp.post(f"{LETTER}/meeting/decline")
+@limiter.limit(RESPOND_LIMIT, key_func=_user_key)
+def meeting_decline(key: str, delivery_id: int) -> Response | tuple[str, int]:
+    department, account, delivery, _content = _meeting_letter_or_404(key, delivery_id)
+    form = DeclineForm()
+
+    def again(problem: str = "") -> tuple[str, int]:
+        return _letter_page(
+            department,
+            account,
+            delivery,
+            decline_form=form,
+            problem=problem,
+            submitted="decline",
+            status=422,
+        )
+
+    if not form.validate():
+        return again()
+    delivery = lock_for_answer(delivery)
+    s = db_session()
+    settings = settings_of(current_app)
+    name, role, email = form.name.data or "", form.role.data or "", form.email.data or ""
+    try:
+        meetings.decline_meeting(
+            s,
+            settings,
+            delivery,
+            reason=form.reason.data or "",
+            official_name=name,
+            official_email=email,
+            official_role=role,
+            channel=ResponseChannel.INBOX,
+            department_account_id=account.id,
+        )
+    except (meetings.MeetingError, ResponseError) as exc:
+        return again(str(exc))
+    meetings.notify_organisers(
+        s,
+        settings,
+        delivery,
+        what="meeting declined",
+        responder=_who(name, role, email),
+        body_excerpt=form.reason.data or "",
+    )
+    return _meeting_done(department, delivery, "Your answer has been sent to the organisers.")
 
 
 def _subject(delivery: Delivery) -> str:

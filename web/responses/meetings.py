@@ -9,6 +9,10 @@ The department answers on the response page, without an account, in one of three
 - propose other times (one to three, in UK local time) with a note: ALTERNATIVES;
 - decline, with a reason: DECLINED.
 
+A signed-in official answers the same way from the department inbox
+(web/responses/department_views.py): the services then take `channel=INBOX` and the
+official's `department_account_id`, which go onto the recorded response.
+
 There is one `Meeting` per delivery (a unique constraint). A second answer updates it:
 `ics_sequence` goes up, so calendars replace the event they hold (same UID); moving
 away from an accepted time sends a cancellation (METHOD:CANCEL) for the old one.
@@ -324,6 +328,8 @@ def accept_slot(
     official_email: str,
     official_role: str = "",
     location: str = "",
+    channel: ResponseChannel = ResponseChannel.PAGE,
+    department_account_id: int | None = None,
 ) -> Meeting:
     """The department accepts one proposed time. Records a SUBSTANTIVE response, the
     MEETING_ACCEPTED event, moves the campaign to MEETING_SCHEDULED, and queues the
@@ -350,7 +356,7 @@ def accept_slot(
         session,
         delivery,
         kind=ResponseKind.SUBSTANTIVE,
-        channel=ResponseChannel.PAGE,
+        channel=channel,
         subject="Meeting accepted",
         body_text=f"We accept the meeting on {when}."
         + (f"\nPlace or link: {place}" if place else ""),
@@ -358,6 +364,7 @@ def accept_slot(
         responder_role=official_role,
         responder_email=official_email,
         classified_by="responder",
+        department_account_id=department_account_id,
     )
     record_event(
         session,
@@ -389,6 +396,8 @@ def propose_alternatives(
     official_name: str,
     official_email: str = "",
     official_role: str = "",
+    channel: ResponseChannel = ResponseChannel.PAGE,
+    department_account_id: int | None = None,
 ) -> Meeting:
     """The department proposes one to three other times (a HOLDING response). A time
     accepted before is cancelled in the calendars it was sent to."""
@@ -412,13 +421,14 @@ def propose_alternatives(
         session,
         delivery,
         kind=ResponseKind.HOLDING,
-        channel=ResponseChannel.PAGE,
+        channel=channel,
         subject="Other meeting times proposed",
         body_text=f"We propose these other times:\n{listed}" + (f"\n\n{note}" if note else ""),
         responder_name=official_name,
         responder_role=official_role,
         responder_email=official_email,
         classified_by="responder",
+        department_account_id=department_account_id,
     )
     record_event(
         session,
@@ -446,6 +456,8 @@ def decline_meeting(
     official_name: str,
     official_email: str = "",
     official_role: str = "",
+    channel: ResponseChannel = ResponseChannel.PAGE,
+    department_account_id: int | None = None,
 ) -> Meeting:
     """The department declines the meeting with a reason (a SUBSTANTIVE response). A
     time accepted before is cancelled in the calendars it was sent to."""
@@ -462,13 +474,14 @@ def decline_meeting(
         session,
         delivery,
         kind=ResponseKind.SUBSTANTIVE,
-        channel=ResponseChannel.PAGE,
+        channel=channel,
         subject="Meeting declined",
         body_text=f"We decline the meeting.\n\n{reason}",
         responder_name=official_name,
         responder_role=official_role,
         responder_email=official_email,
         classified_by="responder",
+        department_account_id=department_account_id,
     )
     record_event(
         session,

@@ -319,7 +319,7 @@ def _page(
         "alternatives_form": alternatives_form or AlternativesForm(formdata=None),
         "decline_form": decline_form or DeclineForm(formdata=None),
     }
-    errors = {name: _errors(form) for name, form in forms.items()}
+    errors = {name: form_errors(form) for name, form in forms.items()}
     html = render_template(
         "respond/page.html",
         token=token,
@@ -343,7 +343,7 @@ def _page(
             if meeting is not None and meeting.starts_at is not None
             else ""
         ),
-        alternatives=_alternatives(meeting),
+        alternatives=alternatives_shown(meeting),
         slots=slots,
         responses=responses_for(s, delivery),
         method=_method(letter),
@@ -358,7 +358,7 @@ def _page(
     return make_response(html, status)
 
 
-def _alternatives(meeting: Meeting | None) -> list[str]:
+def alternatives_shown(meeting: Meeting | None) -> list[str]:
     if meeting is None or meeting.status != MeetingStatus.ALTERNATIVES.value:
         return []
     shown = []
@@ -372,7 +372,7 @@ def _alternatives(meeting: Meeting | None) -> list[str]:
     return shown
 
 
-def _errors(form: Any) -> list[tuple[str, str]]:
+def form_errors(form: Any) -> list[tuple[str, str]]:
     """(field id, message) for every error of a form, nested fields included."""
     found: list[tuple[str, str]] = []
     for field in form:
@@ -384,7 +384,7 @@ def _errors(form: Any) -> list[tuple[str, str]]:
     return found
 
 
-def _lock(delivery: Delivery) -> Delivery:
+def lock_for_answer(delivery: Delivery) -> Delivery:
     """The delivery, locked for the rest of the request: two clicks at once wait for
     each other, so the second sees what the first recorded."""
     locked = db_session().scalar(
@@ -458,7 +458,7 @@ def acknowledge(token: str) -> Response:
     form = AcknowledgeForm()
     if not form.validate():
         return _page(delivery, token, ack_form=form, status=422, submitted="ack")
-    delivery = _lock(delivery)
+    delivery = lock_for_answer(delivery)
     if delivery.acknowledged_at is not None:
         flash(
             f"This letter was already acknowledged on {_day(delivery.acknowledged_at)}. "
@@ -516,7 +516,7 @@ def reply(token: str) -> Response:
             valid = False
     if not valid:
         return _page(delivery, token, reply_form=form, status=422, submitted="reply")
-    delivery = _lock(delivery)
+    delivery = lock_for_answer(delivery)
     s = db_session()
     kind = ResponseKind.HOLDING if form.kind.data == "holding" else ResponseKind.SUBSTANTIVE
     response = record_response(
@@ -572,7 +572,7 @@ def accept(token: str) -> Response:
     span: tuple[datetime, datetime] | None = None
     location = ""
     if valid and slot is not None:
-        span = _accepted_span(form, slot)
+        span = accepted_span(form, slot)
         try:
             location = meetings.clean_location(form.location.data or "")
         except meetings.MeetingError as exc:
@@ -580,7 +580,7 @@ def accept(token: str) -> Response:
             span = None
     if not valid or slot is None or span is None:
         return _page(delivery, token, accept_form=form, status=422, submitted="accept")
-    delivery = _lock(delivery)
+    delivery = lock_for_answer(delivery)
     try:
         meetings.accept_slot(
             db_session(),
@@ -606,7 +606,7 @@ def accept(token: str) -> Response:
     return _back(token, "meeting")
 
 
-def _accepted_span(
+def accepted_span(
     form: AcceptForm, slot: meetings.ProposedSlot
 ) -> tuple[datetime, datetime] | None:
     """The exact time accepted: the one typed in, or the proposed one when it is exact.
@@ -675,7 +675,7 @@ def alternatives(token: str) -> Response:
         valid = False
     if not valid:
         return _page(delivery, token, alternatives_form=form, status=422, submitted="alternatives")
-    delivery = _lock(delivery)
+    delivery = lock_for_answer(delivery)
     s = db_session()
     try:
         meetings.propose_alternatives(
@@ -717,7 +717,7 @@ def decline(token: str) -> Response:
     form = DeclineForm()
     if not form.validate():
         return _page(delivery, token, decline_form=form, status=422, submitted="decline")
-    delivery = _lock(delivery)
+    delivery = lock_for_answer(delivery)
     s = db_session()
     try:
         meetings.decline_meeting(

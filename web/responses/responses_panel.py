@@ -41,6 +41,7 @@ from web.delivery.loop import Milestone, notify_signers
 from web.delivery.models import Delivery, EventKind
 from web.delivery.services import get_delivery, record_event
 from web.http import db_session, refused
+from web.responses.attachments import content_disposition
 from web.responses.models import Response, ResponseAttachment, ResponseKind
 from web.responses.services import apply_kind, responses_for
 
@@ -158,9 +159,9 @@ def download_attachment(attachment_id: int) -> WerkzeugResponse:
     if attachment is None:
         abort(404)
     response = WerkzeugResponse(attachment.data, mimetype=attachment.content_type)
-    # The name was cleaned when stored (no quotes, controls or paths); RFC 6266/5987
-    # covers names outside ASCII.
-    response.headers.set("Content-Disposition", "attachment", filename=attachment.filename)
+    # The name was cleaned when stored (no controls or paths); content_disposition keeps
+    # the header latin-1 and gives names outside ASCII as RFC 5987 filename*.
+    response.headers["Content-Disposition"] = content_disposition(attachment.filename)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "private, no-store"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
