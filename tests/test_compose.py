@@ -155,5 +155,5 @@ def test_compose_config_wires_startup_order_and_environment(tmp_path: Path) -> N
     assert any(port["target"] == 8000 for port in services["web"]["ports"])
     # Replies to delivered letters: the SMTP listener, reachable from outside.
     assert services["inbound"]["command"] == ["python", "-m", "workers.inbound"]
-    assert services["inbound"]["environment"]["INBOUND_SMTP_HOST"] == "0.0.0.0"
+    assert services["inbound"]["environment"]["INBOUND_SMTP_HOST"] == "0.0.0.0"  # noqa: S104 - in its container
     assert any(port["target"] == 2525 for port in services["inbound"]["ports"])
