@@ -558,7 +558,10 @@ def test_the_public_page_says_where_the_letter_is_before_any_response(
     set_current_collective(session, None)
     page = client.get(_public(collective, campaign)).get_data(as_text=True)
     section = page.split('<section id="delivery"', 1)[1].split("</section>", 1)[0]
-    assert f"Replied on {today.day} {today:%B %Y}." in " ".join(section.split())
+    assert (
+        f"Acknowledged on {today.day} {today:%B %Y}; replied on {today.day} {today:%B %Y}."
+        in " ".join(section.split())
+    )
 
 
 def test_a_collecting_campaign_has_no_delivery_section(
