@@ -9,13 +9,21 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.browser import A11y, LiveServer
+from tests.browser import A11y, LiveServer, assert_fits_viewport
 from tests.factories import PASSWORD, make_user
-from tests.test_department_inbox import deliver, grant, make_campaign, make_department
+from tests.test_department_inbox import (
+    deliver,
+    grant,
+    letter_path,
+    make_campaign,
+    make_department,
+    meeting_letter,
+)
+from tests.test_response_page import TITLE, uk_slot, uk_today
 from tests.test_signing_journey import PHONE, heading
 from web.delivery.models import Delivery
 from web.http import database
@@ -132,6 +140,67 @@ def test_the_inbox_works_without_javascript_on_a_phone(
     page = a11y.watch(new_context(java_script_enabled=False, **PHONE).new_page())
     twin = new_context(**PHONE).new_page()  # axe runs on a scripted twin of each page
     read_and_answer(page, a11y, live, world, twin)
+    a11y.assert_every_page_checked()
+
+
+@dataclass(frozen=True)
+class MeetingInbox:
+    path: str  # the letter page in the inbox
+    official_email: str
+
+
+def meeting_world(live: LiveServer) -> MeetingInbox:
+    """A meeting request (one future time, one window, one past time) delivered to a
+    DWP, and a verified official of that DWP; committed, so the server thread sees it."""
+    with database(live.app).session_scope() as s:
+        m = meeting_letter(s, live.app)
+        official = make_user(s, live.app, name="Sam Official")
+        grant(s, official, m.dwp)
+        return MeetingInbox(letter_path(m.dwp, m.letter), official.email)
+
+
+def answer_meeting(page: Page, a11y: A11y, world: MeetingInbox, twin: Page | None = None) -> None:
+    log_in(page, a11y, world.official_email, world.path, twin)
+    expect(heading(page)).to_have_text(TITLE)
+    expect(page.locator("#meeting-status")).to_have_text("Not answered yet")
+    accept = page.get_by_role("form", name="Accept a proposed time")
+    expect(accept.get_by_role("radio")).to_have_count(2)  # the past time is not offered
+    assert_fits_viewport(page)
+    check(page, a11y, twin)
+
+    # Other times with the start and end left out: the summary above that form says so.
+    alternatives = page.get_by_role("form", name="Propose other times")
+    first = alternatives.get_by_role("group", name="Time 1", exact=True)
+    first.get_by_label("Date", exact=True).fill((uk_today() + timedelta(days=30)).isoformat())
+    alternatives.get_by_role("button", name="Propose these times").click()
+    summary = page.get_by_role("alert").filter(has_text="There is a problem")
+    expect(summary).to_contain_text("Give a date, a start time and an end time")
+    expect(page.locator("#meeting-status")).to_have_text("Not answered yet")
+    check(page, a11y, twin)
+
+    accept = page.get_by_role("form", name="Accept a proposed time")
+    accept.get_by_label(uk_slot(uk_today() + timedelta(days=10)), exact=True).check()
+    expect(accept.get_by_label("Your name", exact=True)).to_have_value("Sam Official")
+    accept.get_by_role("button", name="Accept this time").click()
+    expect(page.get_by_role("status")).to_contain_text("the meeting is agreed")
+    expect(page.locator("#meeting-status")).to_contain_text("Meeting agreed: ")
+    expect(page.locator("#letter-status")).to_have_text("Meeting agreed")
+    expect(page.locator("#meeting")).to_contain_text("The meeting is agreed")
+    expect(page.get_by_role("link", name="Download the calendar invitation (.ics)")).to_be_visible()
+    check(page, a11y, twin)
+
+
+def test_an_official_answers_a_meeting_request_in_the_inbox_on_a_phone(
+    live: LiveServer, new_context: Callable[..., BrowserContext]
+) -> None:
+    """The meeting forms with, then without, JavaScript (each on its own letter)."""
+    a11y = A11y()
+    page = a11y.watch(new_context(**PHONE).new_page())
+    answer_meeting(page, a11y, meeting_world(live))
+
+    plain = a11y.watch(new_context(java_script_enabled=False, **PHONE).new_page())
+    twin = new_context(**PHONE).new_page()  # axe runs on a scripted twin of each page
+    answer_meeting(plain, a11y, meeting_world(live), twin)
     a11y.assert_every_page_checked()
 
 

@@ -76,6 +76,7 @@ from web.responses.page_forms import AcceptForm, AlternativesForm, DeclineForm
 # The response page's own checks of a meeting answer, so both places judge alike.
 from web.responses.page_views import (
     accepted_span,
+    alternative_times,
     alternatives_shown,
     form_errors,
     lock_for_answer,
@@ -608,44 +609,12 @@ def meeting_accept(key: str, delivery_id: int) -> Response | tuple[str, int]:
     )
 
 
-def _alternative_times(form: AlternativesForm) -> tuple[list[tuple[datetime, datetime]], bool]:
-    """The times proposed, each checked with `meetings.check_span`, and whether the
-    form is valid; sets the form's errors. The same rules as the response page."""
-    valid = form.validate()
-    times: list[tuple[datetime, datetime]] = []
-    for entry in form.times:
-        sub = entry.form
-        day, start, end = sub.day.data, sub.start.data, sub.end.data
-        if any(f.errors for f in (sub.day, sub.start, sub.end)):
-            valid = False
-            continue
-        if day is None and start is None and end is None:
-            continue
-        if day is None or start is None or end is None:
-            missing = sub.day if day is None else sub.start if start is None else sub.end
-            missing.errors = ["Give a date, a start time and an end time for each time."]
-            valid = False
-            continue
-        span = meetings.local_datetime(day, start), meetings.local_datetime(day, end)
-        try:
-            meetings.check_span(*span)
-        except meetings.MeetingError as exc:
-            sub.start.errors = [str(exc)]
-            valid = False
-            continue
-        times.append(span)
-    if valid and not times:
-        form.times[0].form.day.errors = ["Propose at least one other time."]
-        valid = False
-    return times, valid
-
-
 @bp.post(f"{LETTER}/meeting/alternatives")
 @limiter.limit(RESPOND_LIMIT, key_func=_user_key)
 def meeting_alternatives(key: str, delivery_id: int) -> Response | tuple[str, int]:
     department, account, delivery, _content = _meeting_letter_or_404(key, delivery_id)
     form = AlternativesForm()
-    times, valid = _alternative_times(form)
+    times, valid = alternative_times(form)
 
     def again(problem: str = "") -> tuple[str, int]:
         return _letter_page(

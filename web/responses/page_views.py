@@ -642,18 +642,16 @@ def accepted_span(
     return start, end
 
 
-@bp.post("/<token>/meeting/alternatives")
-@limiter.shared_limit(RESPOND_LIMIT, scope="respond")
-def alternatives(token: str) -> Response:
-    delivery, _ = _meeting_delivery(token)
-    form = AlternativesForm()
+def alternative_times(form: AlternativesForm) -> tuple[list[tuple[datetime, datetime]], bool]:
+    """The times proposed, each checked with `meetings.check_span`, and whether the
+    form is valid; sets the form's errors. Used by the response page and the department inbox."""
     valid = form.validate()
     times: list[tuple[datetime, datetime]] = []
     for entry in form.times:
         sub = entry.form
         day, start, end = sub.day.data, sub.start.data, sub.end.data
         if any(f.errors for f in (sub.day, sub.start, sub.end)):
-            valid = False  # a date or time that could not be read: its own message
+            valid = False
             continue
         if day is None and start is None and end is None:
             continue
@@ -673,6 +671,15 @@ def alternatives(token: str) -> Response:
     if valid and not times:
         form.times[0].form.day.errors = ["Propose at least one other time."]
         valid = False
+    return times, valid
+
+
+@bp.post("/<token>/meeting/alternatives")
+@limiter.shared_limit(RESPOND_LIMIT, scope="respond")
+def alternatives(token: str) -> Response:
+    delivery, _ = _meeting_delivery(token)
+    form = AlternativesForm()
+    times, valid = alternative_times(form)
     if not valid:
         return _page(delivery, token, alternatives_form=form, status=422, submitted="alternatives")
     delivery = lock_for_answer(delivery)
