@@ -679,6 +679,49 @@ def test_acknowledging_from_the_inbox_reaches_the_organisers_timeline(
     assert len(session.scalars(select(Response)).all()) == 1
 
 
+def test_answers_from_the_inbox_are_emailed_to_the_organisers(
+    session: Session, app: Flask, client: FlaskClient, two: TwoDepartments
+) -> None:
+    """The inbox tells the organisers as the response page and a reply by email do."""
+    from web.outbox import OutboxMessage
+
+    official = make_user(session, app, name="Dana Official")
+    grant(session, official, two.dwp)
+    login(client, official)
+    page = letter_path(two.dwp, two.dwp_from_b)
+    assert form_post(client, page, {}, action=page + "/acknowledge").status_code == 302
+    reply = form_post(
+        client,
+        page,
+        {
+            "body": "We will review the guidance this spring.",
+            "responder_name": "Dana Official",
+            "responder_role": "Correspondence Officer",
+            "kind": "substantive",
+        },
+        action=page + "/reply",
+    )
+    assert reply.status_code == 302, body(reply)[-1500:]
+    with system_scope(session):
+        emails = list(
+            session.scalars(
+                select(OutboxMessage)
+                .where(
+                    OutboxMessage.kind == "email",
+                    OutboxMessage.collective_id == two.b.collective_id,
+                )
+                .order_by(OutboxMessage.id)
+            )
+        )
+    assert [e.payload["to"] for e in emails] == [two.b.owner.email, two.b.owner.email]
+    first, second = (e.payload["text"] for e in emails)
+    assert "from the department inbox: receipt acknowledged, from Dana Official" in first
+    assert "from the department inbox: a full reply, from Dana Official" in second
+    assert "We will review the guidance this spring." in second
+    # Collective A, which also wrote to DWP, hears nothing of B's letter.
+    assert not any(e.payload["to"] == two.a.owner.email for e in emails)
+
+
 def test_replying_with_an_attachment_from_the_inbox(
     session: Session, app: Flask, client: FlaskClient, two: TwoDepartments
 ) -> None:

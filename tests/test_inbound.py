@@ -294,7 +294,9 @@ def test_a_substantive_reply_emails_the_owners_and_organisers_only(
         [world.owner.email, "organiser@example.org"]
     )
     text = emails[0].payload["text"]
-    assert 'Department for Work and Pensions has replied by email to "Fair PIP"' in text
+    assert (
+        "Department for Work and Pensions answered the letter “Fair PIP” by email: a reply" in text
+    )
     assert (
         f"/app/{world.collective.slug}/campaigns/{world.campaign_id}/deliveries/"
         f"{world.delivery_id}" in text

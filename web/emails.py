@@ -21,11 +21,12 @@ def send_templated_email(
     context: dict[str, Any],
     collective_id: int | None = None,
     headers: dict[str, str] | None = None,
+    attachments: list[dict[str, str]] | None = None,
 ) -> OutboxMessage:
     """Render both parts now (so the message is fixed at commit) and queue it.
 
-    `headers` (List-Unsubscribe and the like) are passed on to `queue_email`, which
-    refuses line breaks in them."""
+    `headers` (List-Unsubscribe and the like) and `attachments` (a calendar invitation)
+    are passed on to `queue_email`, which refuses line breaks in headers."""
     ctx = {"settings": settings, "subject": subject, **context}
     text_body = render_template(f"emails/{template}.txt", **ctx)
     html_body = render_template(f"emails/{template}.html", **ctx)
@@ -37,4 +38,5 @@ def send_templated_email(
         html_body=html_body,
         collective_id=collective_id,
         headers=headers,
+        attachments=attachments,
     )

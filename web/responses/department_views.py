@@ -71,6 +71,7 @@ from web.responses.models import (
 from web.responses.models import (
     Response as ResponseRow,
 )
+from web.responses.notify import notify_organisers
 from web.responses.page_forms import AcceptForm, AlternativesForm, DeclineForm
 
 # The response page's own checks of a meeting answer, so both places judge alike.
@@ -457,6 +458,14 @@ def acknowledge(key: str, delivery_id: int) -> Response | tuple[str, int]:
         )
     except ResponseError as exc:
         return refused(str(exc), 409)
+    notify_organisers(
+        db_session(),
+        settings_of(current_app),
+        delivery,
+        what="receipt acknowledged",
+        responder=_who(current_user.display_name, "", account.email),
+        channel=ResponseChannel.INBOX,
+    )
     flash("Thank you: the letter is marked as acknowledged. Its senders can see this.", "success")
     return redirect(here)
 
@@ -501,6 +510,17 @@ def reply(key: str, delivery_id: int) -> Response | tuple[str, int]:
         # Nothing is half-written: a status of 400 or more rolls the request back.
         form.body.errors = [*form.body.errors, str(exc)]
         return _letter_page(department, account, delivery, reply_form=form, status=422)
+    notify_organisers(
+        s,
+        settings_of(current_app),
+        delivery,
+        what="a full reply" if kind is ResponseKind.SUBSTANTIVE else "a holding reply",
+        responder=_who(
+            form.responder_name.data or "", form.responder_role.data or "", account.email
+        ),
+        channel=ResponseChannel.INBOX,
+        body_excerpt=form.body.data or "",
+    )
     flash("Thank you: your reply is recorded and its senders can read it.", "success")
     return redirect(url_for("department.letter", key=department.key, delivery_id=delivery.id))
 
@@ -649,12 +669,13 @@ def meeting_alternatives(key: str, delivery_id: int) -> Response | tuple[str, in
     except (meetings.MeetingError, ResponseError) as exc:
         return again(str(exc))
     listed = "; ".join(meetings.uk_span(a, b) for a, b in times)
-    meetings.notify_organisers(
+    notify_organisers(
         s,
         settings,
         delivery,
         what="other meeting times proposed",
         responder=_who(name, role, email),
+        channel=ResponseChannel.INBOX,
         body_excerpt=f"{listed}\n\n{form.note.data or ''}".strip(),
     )
     return _meeting_done(
@@ -701,12 +722,13 @@ def meeting_decline(key: str, delivery_id: int) -> Response | tuple[str, int]:
         )
     except (meetings.MeetingError, ResponseError) as exc:
         return again(str(exc))
-    meetings.notify_organisers(
+    notify_organisers(
         s,
         settings,
         delivery,
         what="meeting declined",
         responder=_who(name, role, email),
+        channel=ResponseChannel.INBOX,
         body_excerpt=form.reason.data or "",
     )
     return _meeting_done(department, delivery, "Your answer has been sent to the organisers.")

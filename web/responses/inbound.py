@@ -43,18 +43,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from web.accounts.models import User
-from web.campaigns.models import Campaign
-from web.collectives.models import Collective, Membership, Role
 from web.delivery.models import Delivery
 from web.responses import mailparse
 from web.responses.attachments import AttachmentRejected, check_attachment, store_attachment
 from web.responses.models import (
     InboundMessage,
     InboundStatus,
-    Response,
     ResponseChannel,
     ResponseKind,
 )
+from web.responses.notify import notify_organisers
 from web.responses.services import FoundDelivery, enter, find_by_reply_key, record_response
 from web.settings import Settings
 from web.tenancy import set_current_collective, system_scope
@@ -314,8 +312,21 @@ def attach(
     message.collective_id = delivery.collective_id
     message.delivery_id = delivery.id
     session.flush()
+    # Only a substantive reply: acknowledgements and out-of-office answers by email are
+    # mostly automatic, and would fill the organisers' inboxes for nothing.
     if kind is ResponseKind.SUBSTANTIVE:
-        notify_organisers(session, settings, delivery, response)
+        sender = parsed.from_name or parsed.from_address or "the department"
+        if parsed.from_name and parsed.from_address:
+            sender = f"{parsed.from_name} <{parsed.from_address}>"
+        notify_organisers(
+            session,
+            settings,
+            delivery,
+            what="a reply" + (f" (“{parsed.subject}”)" if parsed.subject else ""),
+            responder=sender,
+            channel=ResponseChannel.EMAIL,
+            body_excerpt=body,
+        )
     return InboundResult(
         status=InboundStatus.ATTACHED.value,
         inbound_message_id=message.id,
@@ -324,53 +335,6 @@ def attach(
         kind=kind.value,
         kept_attachments=stored,
     )
-
-
-def delivery_page_url(settings: Settings, collective: Collective, delivery: Delivery) -> str:
-    return (
-        f"{settings.base_url}/app/{collective.slug}/campaigns/{delivery.campaign_id}"
-        f"/deliveries/{delivery.id}"
-    )
-
-
-def notify_organisers(
-    session: Session, settings: Settings, delivery: Delivery, response: Response
-) -> None:
-    """Queue one email per owner or organiser of the delivery's collective saying a
-    substantive reply came (through the outbox: it leaves after commit). Needs an app
-    context (the templates)."""
-    from web.emails import send_templated_email
-
-    collective = session.get(Collective, delivery.collective_id)
-    campaign = session.get(Campaign, delivery.campaign_id)
-    if collective is None or campaign is None:
-        return
-    addresses = session.scalars(
-        select(User.email)
-        .join(Membership, Membership.user_id == User.id)
-        .where(
-            Membership.collective_id == delivery.collective_id,
-            Membership.role.in_([Role.OWNER, Role.ORGANISER]),
-        )
-        .order_by(User.id)
-    )
-    link = delivery_page_url(settings, collective, delivery)
-    for address in addresses:
-        send_templated_email(
-            session,
-            settings,
-            to=address,
-            template="inbound_reply",
-            subject=f"A reply from {delivery.recipient_name} about “{campaign.title}”"[:250],
-            context={
-                "collective": collective,
-                "campaign": campaign,
-                "delivery": delivery,
-                "response": response,
-                "link": link,
-            },
-            collective_id=delivery.collective_id,
-        )
 
 
 # --- the operator's holding list ----------------------------------------------------------

@@ -44,7 +44,6 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from flask import render_template
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
@@ -54,9 +53,10 @@ from web.db import utcnow
 from web.delivery.loop import Milestone, notify_signers
 from web.delivery.models import Delivery, EventKind
 from web.delivery.services import advance_campaign, record_event
-from web.outbox import queue_email
+from web.emails import send_templated_email
 from web.responses import ics
 from web.responses.models import Meeting, MeetingStatus, ResponseChannel, ResponseKind
+from web.responses.notify import delivery_url, organisers
 from web.responses.services import record_response
 from web.settings import Settings
 
@@ -578,26 +578,8 @@ def published_meeting_outcomes(session: Session, campaign: Campaign) -> list[Pub
 # --- invitations and reminders ------------------------------------------------------------
 
 
-def organisers(session: Session) -> list[tuple[str, str]]:
-    """(name, email) of the current collective's owners and organisers."""
-    members = session.scalars(
-        select(Membership)
-        .where(Membership.role.in_([Role.OWNER, Role.ORGANISER]))
-        .order_by(Membership.id)
-    )
-    return [(m.user.display_name, m.user.email) for m in members if m.user is not None]
-
-
 def campaign_url(settings: Settings, collective: Collective, campaign: Campaign) -> str:
     return f"{settings.base_url}/{collective.slug}/{campaign.slug}"
-
-
-def delivery_url(settings: Settings, collective: Collective, delivery: Delivery) -> str:
-    """The organisers' delivery page (web/delivery, `delivery.show`)."""
-    return (
-        f"{settings.base_url}/app/{collective.slug}/campaigns/{delivery.campaign_id}"
-        f"/deliveries/{delivery.id}"
-    )
 
 
 def invitation_for(
@@ -669,13 +651,6 @@ def calendar_file(
     return ics.build_calendar(invitation_for(session, settings, delivery, meeting))
 
 
-def _render(template: str, **context: Any) -> tuple[str, str]:
-    return (
-        render_template(f"emails/{template}.txt", **context),
-        render_template(f"emails/{template}.html", **context),
-    )
-
-
 def queue_invitations(
     session: Session,
     settings: Settings,
@@ -694,16 +669,42 @@ def queue_invitations(
         "content_type": ics.content_type(invitation.method),
         "data_b64": base64.b64encode(data).decode(),
     }
-    collective = session.get(Collective, delivery.collective_id)
     campaign = _campaign(session, delivery)
-    assert collective is not None
-    template = "meeting_cancelled" if cancel else "meeting_invitation"
-    when = uk_span(invitation.starts_at, invitation.ends_at)
     subject = (
         f"Cancelled: meeting on {campaign.title}"
         if cancel
         else f"Meeting agreed: {campaign.title}, {uk_time(invitation.starts_at)}"
     )
+    return _email_both_sides(
+        session,
+        settings,
+        delivery,
+        meeting,
+        template="meeting_cancelled" if cancel else "meeting_invitation",
+        subject=subject,
+        when=uk_span(invitation.starts_at, invitation.ends_at),
+        location=invitation.location,
+        attachments=[attachment],
+    )
+
+
+def _email_both_sides(
+    session: Session,
+    settings: Settings,
+    delivery: Delivery,
+    meeting: Meeting,
+    *,
+    template: str,
+    subject: str,
+    when: str,
+    location: str,
+    attachments: list[dict[str, str]] | None = None,
+) -> int:
+    """One email to the official and to each owner and organiser (each address once).
+    Returns how many were queued."""
+    collective = session.get(Collective, delivery.collective_id)
+    campaign = _campaign(session, delivery)
+    assert collective is not None
     recipients: list[tuple[str, str, bool]] = []
     if meeting.official_email:
         recipients.append((meeting.official_name, meeting.official_email, False))
@@ -713,30 +714,27 @@ def queue_invitations(
         if email.lower() in seen:
             continue
         seen.add(email.lower())
-        text_body, html_body = _render(
-            template,
-            subject=subject,
-            settings=settings,
-            name=name,
-            is_organiser=is_organiser,
-            collective=collective,
-            campaign=campaign,
-            delivery=delivery,
-            meeting=meeting,
-            when=when,
-            location=invitation.location,
-            purpose=_purpose(session, delivery, campaign),
-            letter_url=campaign_url(settings, collective, campaign),
-            delivery_url=delivery_url(settings, collective, delivery),
-        )
-        queue_email(
+        send_templated_email(
             session,
+            settings,
             to=email,
+            template=template,
             subject=subject,
-            text_body=text_body,
-            html_body=html_body,
+            context={
+                "name": name,
+                "is_organiser": is_organiser,
+                "collective": collective,
+                "campaign": campaign,
+                "delivery": delivery,
+                "meeting": meeting,
+                "when": when,
+                "location": location,
+                "purpose": _purpose(session, delivery, campaign),
+                "letter_url": campaign_url(settings, collective, campaign),
+                "delivery_url": delivery_url(settings, collective, delivery),
+            },
             collective_id=delivery.collective_id,
-            attachments=[attachment],
+            attachments=attachments,
         )
     return len(seen)
 
@@ -765,85 +763,14 @@ def queue_reminder(session: Session, settings: Settings, meeting: Meeting) -> in
     delivery = session.get(Delivery, meeting.delivery_id)
     if delivery is None or meeting.starts_at is None:
         return 0
-    collective = session.get(Collective, delivery.collective_id)
     campaign = _campaign(session, delivery)
-    assert collective is not None
-    when = uk_span(meeting.starts_at, meeting.ends_at)
-    subject = f"Reminder: meeting on {uk_time(meeting.starts_at)} about {campaign.title}"
-    recipients: list[tuple[str, str, bool]] = []
-    if meeting.official_email:
-        recipients.append((meeting.official_name, meeting.official_email, False))
-    recipients += [(name, email, True) for name, email in organisers(session)]
-    seen: set[str] = set()
-    for name, email, is_organiser in recipients:
-        if email.lower() in seen:
-            continue
-        seen.add(email.lower())
-        text_body, html_body = _render(
-            "meeting_reminder",
-            subject=subject,
-            settings=settings,
-            name=name,
-            is_organiser=is_organiser,
-            collective=collective,
-            campaign=campaign,
-            delivery=delivery,
-            meeting=meeting,
-            when=when,
-            location=meeting.location,
-            purpose=_purpose(session, delivery, campaign),
-            letter_url=campaign_url(settings, collective, campaign),
-            delivery_url=delivery_url(settings, collective, delivery),
-        )
-        queue_email(
-            session,
-            to=email,
-            subject=subject,
-            text_body=text_body,
-            html_body=html_body,
-            collective_id=delivery.collective_id,
-        )
-    return len(seen)
-
-
-def notify_organisers(
-    session: Session,
-    settings: Settings,
-    delivery: Delivery,
-    *,
-    what: str,
-    responder: str,
-    body_excerpt: str = "",
-) -> int:
-    """Tell the collective's owners and organisers that the department answered (the
-    response page's acknowledgement, reply or meeting answer), with a link to the
-    delivery page. Returns how many emails were queued."""
-    collective = session.get(Collective, delivery.collective_id)
-    campaign = _campaign(session, delivery)
-    assert collective is not None
-    subject = f"{delivery.recipient_name} answered: {what}"[:200]
-    count = 0
-    for name, email in organisers(session):
-        text_body, html_body = _render(
-            "response_received",
-            subject=subject,
-            settings=settings,
-            name=name,
-            what=what,
-            responder=responder,
-            excerpt=body_excerpt[:1000],
-            collective=collective,
-            campaign=campaign,
-            delivery=delivery,
-            delivery_url=delivery_url(settings, collective, delivery),
-        )
-        queue_email(
-            session,
-            to=email,
-            subject=subject,
-            text_body=text_body,
-            html_body=html_body,
-            collective_id=delivery.collective_id,
-        )
-        count += 1
-    return count
+    return _email_both_sides(
+        session,
+        settings,
+        delivery,
+        meeting,
+        template="meeting_reminder",
+        subject=f"Reminder: meeting on {uk_time(meeting.starts_at)} about {campaign.title}",
+        when=uk_span(meeting.starts_at, meeting.ends_at),
+        location=meeting.location,
+    )

@@ -75,6 +75,7 @@ from web.responses.models import (
     ResponseChannel,
     ResponseKind,
 )
+from web.responses.notify import notify_organisers
 from web.responses.page_forms import (
     AcceptForm,
     AcknowledgeForm,
@@ -477,7 +478,7 @@ def acknowledge(token: str) -> Response:
         responder_role=role,
         classified_by="responder",
     )
-    meetings.notify_organisers(
+    notify_organisers(
         s,
         app_settings(),
         delivery,
@@ -533,7 +534,7 @@ def reply(token: str) -> Response:
     )
     if data and upload is not None:
         store_attachment(s, response, data, upload.filename)
-    meetings.notify_organisers(
+    notify_organisers(
         s,
         app_settings(),
         delivery,
@@ -705,7 +706,7 @@ def alternatives(token: str) -> Response:
             submitted="alternatives",
         )
     listed = "; ".join(meetings.uk_span(a, b) for a, b in times)
-    meetings.notify_organisers(
+    notify_organisers(
         s,
         app_settings(),
         delivery,
@@ -740,7 +741,7 @@ def decline(token: str) -> Response:
         return _page(
             delivery, token, decline_form=form, status=422, problem=str(exc), submitted="decline"
         )
-    meetings.notify_organisers(
+    notify_organisers(
         s,
         app_settings(),
         delivery,
