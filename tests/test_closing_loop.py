@@ -4,6 +4,7 @@ milestone once, through the batched updates machinery, with unsubscribe honoured
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from playwright.sync_api import BrowserContext, expect
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from tests.browser import A11y, LiveServer
@@ -571,5 +572,21 @@ def test_a_collecting_campaign_has_no_delivery_section(
     campaign.state = "collecting"
     session.flush()
     set_current_collective(session, None)
-    page = client.get(_public(collective, campaign)).get_data(as_text=True)
+    statements: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    engine = app.extensions["chorus.db"].engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        page = client.get(_public(collective, campaign)).get_data(as_text=True)
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
     assert 'id="delivery"' not in page
+    assert 'id="response"' not in page
+    # The public page of a collecting campaign is busy (people sign from it): it asks
+    # nothing about deliveries, responses or meetings.
+    assert statements, "the listener saw the page's queries"
+    asked = [q for q in statements if re.search(r"\b(deliveries|meetings|ask_assessments)\b", q)]
+    assert asked == []

@@ -84,6 +84,8 @@ def public_delivery_clocks(campaign: Campaign) -> list[tuple[Delivery, list[Cloc
 
 @bp.app_template_global()
 def published_responses(campaign: Campaign) -> list[loop.PublicResponse]:
+    if campaign.state_enum not in DELIVERED_STATES:
+        return []  # nothing delivered yet: no query on the busy public page
     return loop.public_responses(db_session(), campaign)
 
 
@@ -91,6 +93,8 @@ def published_responses(campaign: Campaign) -> list[loop.PublicResponse]:
 def published_meetings(campaign: Campaign) -> list[meetings.PublishedOutcome]:
     # Read here, not in web/delivery/loop.py: meetings imports the responses services,
     # which import loop (for the signers' news).
+    if campaign.state_enum not in DELIVERED_STATES:
+        return []
     return meetings.published_meeting_outcomes(db_session(), campaign)
 
 

@@ -335,6 +335,21 @@ def _existing(session: Session, campaign: Campaign, key: str) -> Delivery | None
     return found
 
 
+def reviewed_document(
+    session: Session, settings: Settings, campaign: Campaign, document_id: int | None
+) -> Document:
+    """The final PDF of the letter as it stands, which must be the one the organiser
+    reviewed (`document_id`, from the review page); DeliveryError otherwise."""
+    document = final_document(session, settings, campaign)
+    if document is None:
+        raise DeliveryError("Make the final PDF before sending: the letter has no final PDF yet.")
+    if document_id is not None and document.id != document_id:
+        raise DeliveryError(
+            "The letter's PDF has changed since you reviewed it. Please review the new PDF."
+        )
+    return document
+
+
 def create_email_delivery(
     session: Session,
     settings: Settings,
@@ -355,13 +370,7 @@ def create_email_delivery(
         return existing
     check_deliverable(campaign)
     address = clean_email(to_email)
-    document = final_document(session, settings, campaign)
-    if document is None:
-        raise DeliveryError("Make the final PDF before sending: the letter has no final PDF yet.")
-    if document_id is not None and document.id != document_id:
-        raise DeliveryError(
-            "The letter's PDF has changed since you reviewed it. Please review the new PDF."
-        )
+    document = reviewed_document(session, settings, campaign, document_id)
     delivery = _new_delivery(
         session,
         settings,
@@ -477,13 +486,7 @@ def prepare_postal_delivery(
     if existing is not None:
         return existing
     check_deliverable(campaign)
-    document = final_document(session, settings, campaign)
-    if document is None:
-        raise DeliveryError("Make the final PDF first: the letter has no final PDF yet.")
-    if document_id is not None and document.id != document_id:
-        raise DeliveryError(
-            "The letter's PDF has changed since you reviewed it. Please review the new PDF."
-        )
+    document = reviewed_document(session, settings, campaign, document_id)
     delivery = _new_delivery(
         session,
         settings,
