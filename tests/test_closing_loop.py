@@ -28,7 +28,8 @@ from web.db import utcnow
 from web.delivery import workdays
 from web.delivery.loop import Milestone, assess_asks, notify_signers, save_summary
 from web.delivery.models import Delivery, EventKind
-from web.delivery.services import timeline, uk_date
+from web.delivery.services import timeline
+from web.delivery.workdays import uk_date
 from web.http import database
 from web.outbox import attach_dispatcher
 from web.responses.models import AskAssessment, Meeting, ResponseChannel, ResponseKind

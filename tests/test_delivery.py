@@ -29,7 +29,8 @@ from web.collectives.models import Collective, Role
 from web.db import utcnow
 from web.delivery import sending
 from web.delivery.models import Delivery, DeliveryEvent
-from web.delivery.services import reply_key, uk_date
+from web.delivery.services import reply_key
+from web.delivery.workdays import uk_date
 from web.outbox import OutboxMessage
 from web.pdf.models import Document
 from web.recipients.models import Recipient

@@ -36,7 +36,7 @@ from web.campaigns.models import Campaign
 from web.collectives.models import Membership, Role
 from web.db import utcnow
 from web.delivery import sending
-from web.delivery.services import UK
+from web.delivery.workdays import UK_TIME as UK
 from web.http import database
 from web.outbox import attach_dispatcher
 from web.pdf import services as pdf_services

@@ -64,7 +64,7 @@ from tests.test_signatures import _published
 from web.accounts.models import User
 from web.db import utcnow
 from web.delivery.models import Delivery
-from web.delivery.services import uk_date
+from web.delivery.workdays import uk_date
 from web.pdf.context import build_letter, inputs_hash
 from web.pdf.models import Document
 from web.pdf.services import verify_url

@@ -29,7 +29,8 @@ from web.campaigns.models import Campaign
 from web.collectives.models import Collective, Membership, Role
 from web.db import utcnow
 from web.delivery.models import Delivery, DeliveryEvent
-from web.delivery.services import issue_secrets, placeholder_secrets, reply_key, uk_date
+from web.delivery.services import issue_secrets, placeholder_secrets, reply_key
+from web.delivery.workdays import uk_date
 from web.http import db_session
 from web.mail import make_message_id
 from web.outbox import OutboxMessage

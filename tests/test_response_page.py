@@ -28,7 +28,8 @@ from web.campaigns.models import Campaign
 from web.collectives.models import Membership, Role
 from web.db import utcnow
 from web.delivery.models import Delivery, DeliveryEvent
-from web.delivery.services import UK, issue_secrets, placeholder_secrets, response_token
+from web.delivery.services import issue_secrets, placeholder_secrets, response_token
+from web.delivery.workdays import UK_TIME as UK
 from web.mail import make_message_id
 from web.pdf.models import Document
 from web.recipients.models import Recipient

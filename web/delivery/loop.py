@@ -38,16 +38,15 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from web.campaigns.models import Campaign, LetterVersion
-from web.campaigns.services import current_version
+from web.campaigns.models import Campaign
 from web.collectives.models import Collective, Membership, Role
 from web.collectives.services import require_role
 from web.db import utcnow
 from web.delivery import workdays
 from web.delivery.models import Delivery, DeliveryStatus, EventKind
-from web.delivery.services import record_event, uk_date
+from web.delivery.services import delivered_version, record_event
+from web.delivery.workdays import uk_date
 from web.outbox import enqueue_job
-from web.pdf.models import Document
 from web.responses.models import AskAssessment, Assessment, Meeting
 from web.signatures.updates import (
     BATCH_SIZE,
@@ -77,19 +76,6 @@ def long_date(day: date) -> str:
 
 
 # --- the delivered letter ---------------------------------------------------------------
-
-
-def delivered_version(session: Session, delivery: Delivery) -> LetterVersion | None:
-    """The letter version the delivered PDF carries (the campaign's latest if the
-    delivery names no document)."""
-    if delivery.document_id is not None:
-        document = session.get(Document, delivery.document_id)
-        if document is not None and document.letter_version_id is not None:
-            version = session.get(LetterVersion, document.letter_version_id)
-            if version is not None:
-                return version
-    campaign = session.get(Campaign, delivery.campaign_id)
-    return current_version(session, campaign) if campaign is not None else None
 
 
 def asks_for(session: Session, delivery: Delivery) -> list[str]:

@@ -31,7 +31,8 @@ from web.db import utcnow
 from web.delivery import chasers, loop, workdays
 from web.delivery.models import Delivery, DeliveryStatus
 from web.delivery.sending import ClockLine, clock
-from web.delivery.services import deliveries_for, get_delivery, uk_date
+from web.delivery.services import deliveries_for, get_delivery
+from web.delivery.workdays import uk_date
 from web.forms import ConfirmForm
 from web.http import db_session, refused
 from web.responses import meetings

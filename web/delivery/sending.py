@@ -82,8 +82,8 @@ from web.delivery.services import (
     reissue_link,
     reply_address,
     response_url,
-    uk_date,
 )
+from web.delivery.workdays import uk_date
 from web.mail import PermanentMailError, send_each
 from web.outbox import enqueue_job
 from web.pdf import services as pdf

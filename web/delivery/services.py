@@ -12,20 +12,20 @@ import base64
 import hashlib
 import hmac
 import secrets
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from web import tokens
-from web.campaigns.models import Campaign, CampaignState
+from web.campaigns.models import Campaign, CampaignState, LetterVersion
+from web.campaigns.services import current_version
 from web.db import utcnow
 from web.delivery.models import Delivery, DeliveryEvent, EventKind
+from web.pdf.models import Document
 from web.settings import Settings
 
-UK = ZoneInfo("Europe/London")
 RESPONSE_LINK_LIFETIME = timedelta(days=365)
 REPLY_KEY_BYTES = 20  # 160 bits, 32 characters of lower-case base32
 
@@ -111,11 +111,6 @@ def response_path(token: str) -> str:
     return f"/respond/{token}"
 
 
-def uk_date(moment: datetime) -> date:
-    """The calendar date in the UK at `moment`: day 0 of the working-day clock."""
-    return moment.astimezone(UK).date()
-
-
 # --- timeline --------------------------------------------------------------------------
 
 
@@ -170,6 +165,19 @@ def get_delivery(session: Session, campaign: Campaign, delivery_id: int) -> Deli
     if delivery is None:
         raise LookupError("No such delivery.")
     return delivery
+
+
+def delivered_version(session: Session, delivery: Delivery) -> LetterVersion | None:
+    """The letter version the delivered PDF carries (the campaign's latest published
+    version if the delivery names no document): what the department received."""
+    if delivery.document_id is not None:
+        document = session.get(Document, delivery.document_id)
+        if document is not None and document.letter_version_id is not None:
+            version = session.get(LetterVersion, document.letter_version_id)
+            if version is not None:
+                return version
+    campaign = session.get(Campaign, delivery.campaign_id)
+    return current_version(session, campaign) if campaign is not None else None
 
 
 # --- the campaign's lifecycle ----------------------------------------------------------

@@ -37,8 +37,8 @@ from web.delivery.services import (
     get_delivery,
     reply_address,
     timeline,
-    uk_date,
 )
+from web.delivery.workdays import uk_date
 from web.forms import ConfirmForm
 from web.http import db_session, refused
 from web.settings import Settings

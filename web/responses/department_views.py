@@ -39,12 +39,12 @@ from wtforms.fields.choices import SelectChoice
 
 from web.app import settings_of
 from web.campaigns.markdown import render_markdown
-from web.campaigns.models import Campaign, CampaignKind, LetterVersion
-from web.campaigns.services import current_version
+from web.campaigns.models import Campaign, CampaignKind
 from web.campaigns.styles import salutation
 from web.collectives.models import Collective
 from web.db import utcnow
 from web.delivery.models import Delivery
+from web.delivery.services import delivered_version
 from web.delivery.workdays import uk_date
 from web.extensions import limiter
 from web.http import db_session, refused
@@ -262,14 +262,7 @@ def _letter_or_404(key: str, delivery_id: int) -> tuple[Recipient, DepartmentAcc
 
 
 def _letter_content(delivery: Delivery, campaign: Campaign) -> dict[str, Any] | None:
-    s = db_session()
-    version: LetterVersion | None = None
-    if delivery.document_id is not None:
-        document = s.get(Document, delivery.document_id)
-        if document is not None and document.letter_version_id is not None:
-            version = s.get(LetterVersion, document.letter_version_id)
-    if version is None:
-        version = current_version(s, campaign)
+    version = delivered_version(db_session(), delivery)
     return dict(version.content) if version is not None else None
 
 

@@ -52,7 +52,7 @@ from web.collectives.models import Collective, Membership, Role
 from web.db import utcnow
 from web.delivery.loop import Milestone, notify_signers
 from web.delivery.models import Delivery, EventKind
-from web.delivery.services import advance_campaign, record_event
+from web.delivery.services import advance_campaign, delivered_version, record_event
 from web.emails import send_templated_email
 from web.responses import ics
 from web.responses.models import Meeting, MeetingStatus, ResponseChannel, ResponseKind
@@ -631,16 +631,8 @@ def invitation_for(
 
 
 def _purpose(session: Session, delivery: Delivery, campaign: Campaign) -> str:
-    from web.pdf.models import Document
-
-    content: dict[str, Any] = {}
-    if delivery.document_id is not None:
-        document = session.get(Document, delivery.document_id)
-        if document is not None and document.letter_version_id is not None:
-            from web.campaigns.models import LetterVersion
-
-            version = session.get(LetterVersion, document.letter_version_id)
-            content = version.content if version is not None else {}
+    version = delivered_version(session, delivery)
+    content: dict[str, Any] = version.content if version is not None else {}
     return str(content.get("meeting_purpose") or campaign.meeting_purpose or "").strip()
 
 

@@ -54,13 +54,12 @@ from wtforms.fields.choices import SelectChoice
 
 from web.campaigns.markdown import render_markdown
 from web.campaigns.models import Campaign, CampaignKind, LetterVersion
-from web.campaigns.services import current_version
 from web.campaigns.styles import salutation
 from web.collectives.models import Collective
 from web.db import utcnow
 from web.delivery.models import Delivery
-from web.delivery.services import uk_date
-from web.delivery.workdays import deadline_status
+from web.delivery.services import delivered_version
+from web.delivery.workdays import deadline_status, uk_date
 from web.extensions import limiter
 from web.http import app_settings, db_session
 from web.pdf.context import method_facts
@@ -203,11 +202,7 @@ def _letter(delivery: Delivery) -> Letter:
     if campaign is None or collective is None:
         abort(404)
     document = s.get(Document, delivery.document_id) if delivery.document_id else None
-    version = None
-    if document is not None and document.letter_version_id is not None:
-        version = s.get(LetterVersion, document.letter_version_id)
-    if version is None:
-        version = current_version(s, campaign)
+    version = delivered_version(s, delivery)
     content = dict(version.content) if version is not None else campaign.letter_content()
     return Letter(collective, campaign, version, content, document)
 
